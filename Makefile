@@ -1,0 +1,23 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both install first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test lint bench clean
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(VENV)/bin/rtsep demo
+
+test: install
+	bash scripts/run_tests.sh
+
+lint:
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/rtsep bench latency
+
+clean:
+	rm -rf out build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,41 @@
+"""``rtsep train``: the two-stage training run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train the model on a corpus (resumes a run folder)",
+        description="Two-stage training (separation + EDA, then joint separation + extraction). "
+        "Re-running with the same run folder resumes from its last checkpoint.",
+    )
+    train.add_argument("--settings", metavar="TOML", help="training settings file (see rtsep/train/settings.py)")
+    train.add_argument("--corpus", help="corpus folder with manifest.csv")
+    train.add_argument("--run-dir", help="run folder (checkpoints, log.jsonl, curves.png)")
+    train.add_argument("--init", help="start from a checkpoint, or 'shipped' for the packaged weights")
+    train.add_argument("--stage1-steps", type=int)
+    train.add_argument("--stage2-steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..train import Trainer, TrainSettings
+
+    settings = TrainSettings.load(
+        args.settings,
+        corpus=args.corpus,
+        run_dir=args.run_dir,
+        init=args.init,
+        stage1_steps=args.stage1_steps,
+        stage2_steps=args.stage2_steps,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
+    Trainer(settings).run()
+    print(f"done: best checkpoint in {settings.run_dir}/best.pt")
+    return 0

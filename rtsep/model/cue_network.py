@@ -1,0 +1,104 @@
+"""Cue network: label and text cues into the attractor space, and their fusion with features.
+
+A query is a vector in the shared embedding space: an EDA attractor, a learned label
+embedding, or a projected sentence embedding. For output ``n``, multi-head attention with the
+separator features as query runs over all prompt tokens, each marked as "this output's prompt"
+or "another prompt" (the cross-prompt context of TUSS); the attended context modulates the
+features (FiLM).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class CueEmbedder(nn.Module):
+    """Label ids and text embeddings → queries ``[..., embedding_dim]``."""
+
+    def __init__(self, label_count: int, text_dim: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.labels = nn.Embedding(label_count, embedding_dim)
+        self.text = nn.Sequential(
+            nn.Linear(text_dim, 2 * embedding_dim), nn.GELU(), nn.Linear(2 * embedding_dim, embedding_dim)
+        )
+
+    def embed_labels(self, label_ids: torch.Tensor) -> torch.Tensor:
+        return self.labels(label_ids)
+
+    def embed_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.text(text_embeddings)
+
+
+class CueFusion(nn.Module):
+    """Conditions separator features on each of ``N`` queries.
+
+    ``forward(features [B, T, D], queries [B, Tq, N, E])`` with ``Tq`` = ``T`` (queries that
+    change per frame, as attractors do) or 1 (fixed cues) → ``[B, N, T, D]``.
+    """
+
+    def __init__(self, feature_dim: int, embedding_dim: int, heads: int) -> None:
+        super().__init__()
+        if feature_dim % heads:
+            raise ValueError("feature_dim must be a multiple of heads")
+        self.heads = heads
+        self.query = nn.Linear(feature_dim, feature_dim)
+        self.key = nn.Linear(embedding_dim, feature_dim)
+        self.value = nn.Linear(embedding_dim, feature_dim)
+        self.roles = nn.Parameter(torch.randn(2, embedding_dim) * 0.1)  # [other, own]
+        self.film = nn.Linear(feature_dim, 2 * feature_dim)
+        self.norm = nn.LayerNorm(feature_dim)
+
+    def forward(self, features: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        dim = features.shape[-1]
+        head_dim = dim // self.heads
+        # Identity [N(out), N(token)] built from the data so that N stays dynamic in ONNX.
+        position = torch.ones_like(queries[0, 0, :, 0]).cumsum(0)
+        own = (position.unsqueeze(1) == position.unsqueeze(0)).to(queries.dtype)
+        roles = own.unsqueeze(-1) * self.roles[1] + (1 - own).unsqueeze(-1) * self.roles[0]
+        tokens = queries.unsqueeze(2) + roles  # [B, Tq, N(out), N(token), E]
+        keys = self.key(tokens).unflatten(-1, (self.heads, head_dim))
+        values = self.value(tokens).unflatten(-1, (self.heads, head_dim))
+        q = self.query(features).unflatten(-1, (self.heads, head_dim))  # [B, T, H, d]
+        scores = (q[:, :, None, None] * keys).sum(-1) / math.sqrt(head_dim)  # [B,T,N,N,H]
+        weights = scores.softmax(dim=3)
+        context = (weights.unsqueeze(-1) * values).sum(3).flatten(-2)  # [B, T, N, D]
+        gamma, beta = self.film(context).chunk(2, dim=-1)
+        fused = self.norm(features).unsqueeze(2) * (1 + gamma) + beta
+        return fused.permute(0, 2, 1, 3)
+
+
+class MaskEstimator(nn.Module):
+    """Per-output causal LSTMs and a magnitude mask head.
+
+    ``forward(fused [B, N, T, D], hidden, cell [layers, B*N, D])`` →
+    ``(mask [B, N, T, bins], hidden, cell)``.
+    """
+
+    def __init__(self, feature_dim: int, frequency_bins: int, layers: int) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(feature_dim) for _ in range(layers))
+        self.lstms = nn.ModuleList(
+            nn.LSTM(feature_dim, feature_dim, batch_first=True) for _ in range(layers)
+        )
+        self.head = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, frequency_bins))
+
+    @property
+    def layers(self) -> int:
+        return len(self.lstms)
+
+    def forward(
+        self, fused: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = fused.flatten(0, 1)
+        new_hidden, new_cell = [], []
+        for index, (norm, lstm) in enumerate(zip(self.norms, self.lstms)):
+            state = (hidden[index : index + 1].contiguous(), cell[index : index + 1].contiguous())
+            y, (h, c) = lstm(norm(x), state)
+            x = x + y
+            new_hidden.append(h)
+            new_cell.append(c)
+        mask = torch.sigmoid(self.head(x)).unflatten(0, (fused.shape[0], -1))
+        return mask, torch.cat(new_hidden, dim=0), torch.cat(new_cell, dim=0)

@@ -1,0 +1,97 @@
+"""Training losses: SI-SNR, onset-ordered PIT, EDA existence, cue–attractor alignment.
+
+All signal tensors are ``[batch, sources, time]``; losses are minimised (negative SI-SNR).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+def pairwise_neg_si_snr(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Negative zero-mean SI-SNR in dB for every (estimate, target) pair.
+
+    ``estimates [B, N, T]``, ``targets [B, S, T]`` → ``[B, N, S]``.
+    """
+    est = estimates - estimates.mean(-1, keepdim=True)
+    ref = targets - targets.mean(-1, keepdim=True)
+    dot = torch.einsum("bnt,bst->bns", est, ref)
+    ref_energy = (ref * ref).sum(-1).unsqueeze(1) + EPS  # [B, 1, S]
+    scale = dot / ref_energy
+    projection_energy = scale * scale * ref_energy
+    est_energy = (est * est).sum(-1).unsqueeze(2)  # [B, N, 1]
+    error_energy = (est_energy - 2 * scale * dot + projection_energy).clamp_min(EPS)
+    return -10 * torch.log10(projection_energy.clamp_min(EPS) / error_energy)
+
+
+def onset_ordered_pit(
+    pairwise: torch.Tensor, count: torch.Tensor, onsets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best assignment of the first ``count`` outputs to the ``count`` sources.
+
+    The EDA network counts sources heard so far, so output slot ``k`` must carry a source that
+    began no later than the source of slot ``k + 1``: only permutations that keep the onset
+    order (ties free) are allowed.
+
+    Args:
+        pairwise: ``[B, S, S]`` loss of output ``k`` against source ``j``.
+        count: ``[B]`` number of real sources (the rest are padding).
+        onsets: ``[B, S]`` onset sample per source (padding: a large value).
+    Returns:
+        ``(loss [B] mean over real sources, permutation [B, S])`` where ``permutation[b, k]``
+        is the source assigned to output ``k``.
+    """
+    batch, slots, _ = pairwise.shape
+    perms = torch.tensor(list(itertools.permutations(range(slots))), device=pairwise.device)  # [P, S]
+    real = torch.arange(slots, device=pairwise.device)[None, :] < count[:, None]  # [B, S]
+    # cost[b, p] = sum_k real[k] * pairwise[b, k, perm[p, k]]
+    gathered = pairwise[:, torch.arange(slots)[None, :], perms]  # [B, P, S]
+    cost = (gathered * real[:, None, :]).sum(-1)
+    # Validity: padding slots map to padding sources; onsets non-decreasing along real slots.
+    perm_onsets = onsets[:, perms]  # [B, P, S]
+    perm_real = real[torch.arange(batch)[:, None, None], perms[None]]  # [B, P, S]
+    valid = (perm_real == real[:, None, :]).all(-1)
+    ordered = perm_onsets[..., 1:] >= perm_onsets[..., :-1]
+    both_real = real[:, None, 1:]
+    valid &= (ordered | ~both_real).all(-1)
+    cost = cost.masked_fill(~valid, float("inf"))
+    best = cost.argmin(-1)
+    loss = cost[torch.arange(batch), best] / count.clamp_min(1)
+    return loss, perms[best]
+
+
+def existence_loss(existence_logits: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
+    """BCE of the EDA existence logits ``[B, G, S + 1]`` against the count heard so far.
+
+    ``heard [B, G]``: number of sources whose onset precedes grid point ``g``. The targets are
+    ``heard`` ones followed by zeros, so decoding stops after the last heard source.
+    """
+    slots = existence_logits.shape[-1]
+    target = (torch.arange(slots, device=heard.device)[None, None, :] < heard[..., None]).float()
+    return F.binary_cross_entropy_with_logits(existence_logits, target)
+
+
+def alignment_loss(
+    embeddings: torch.Tensor, label_ids: torch.Tensor, label_table: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """MSE + InfoNCE between embeddings ``[M, E]`` and their labels' embeddings.
+
+    ``label_table [L, E]``; InfoNCE contrasts every label (cosine similarity / temperature).
+    """
+    if embeddings.shape[0] == 0:
+        return embeddings.sum() * 0
+    mse = F.mse_loss(embeddings, label_table[label_ids])
+    logits = F.normalize(embeddings, dim=-1) @ F.normalize(label_table, dim=-1).T / temperature
+    return mse + F.cross_entropy(logits, label_ids)
+
+
+def silence_loss(estimates: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """Energy of outputs that should be silent, in dB relative to the mixture: ``[B, N]``."""
+    power = (estimates * estimates).mean(-1)
+    reference = (mixture * mixture).mean(-1, keepdim=True) + EPS
+    return 10 * torch.log10(power / reference + 1e-4)

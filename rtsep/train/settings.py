@@ -1,0 +1,59 @@
+"""Settings of one training run, read from a TOML file and saved beside its checkpoints."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a run. Durations in steps; audio in seconds."""
+
+    corpus: str = "../shared/corpus"  # folder with manifest.csv (the corpus README's format)
+    run_dir: str = "runs/default"  # checkpoints, log.jsonl, curves.png, settings.json
+    init: str = ""  # checkpoint to start from ("" = random; "shipped" = the packaged weights)
+    seed: int = 0
+    threads: int = 2  # torch intra-op threads
+    batch_size: int = 8
+    segment_seconds: float = 3.0
+    min_sources: int = 1
+    max_sources: int = 4
+    stage1_steps: int = 3000  # separation + EDA
+    stage2_steps: int = 6000  # joint separation + extraction
+    stage1_lr: float = 1e-3
+    stage2_lr: float = 5e-4
+    eda_fraction: float = 0.3  # stage 2: share of batches that use EDA attractors as queries
+    absent_cue_probability: float = 0.15  # stage 2: a cue for a class not in the mixture
+    text_cue_probability: float = 0.5  # stage 2: a cue given as text rather than a label
+    existence_weight: float = 10.0
+    alignment_weight: float = 2.0
+    silence_weight: float = 0.3
+    gradient_clip: float = 5.0
+    checkpoint_every: int = 250
+    validate_every: int = 500
+    validation_mixtures: int = 64
+    lowpass_probability: float = 0.3
+    reverb_probability: float = 0.0
+
+    @classmethod
+    def load(cls, path: str | Path | None, **overrides) -> TrainSettings:
+        values: dict = {}
+        if path:
+            with Path(path).open("rb") as handle:
+                values.update(tomllib.load(handle))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @property
+    def total_steps(self) -> int:
+        return self.stage1_steps + self.stage2_steps

@@ -1,0 +1,313 @@
+"""The two-stage training loop (USE): separation + EDA, then joint separation + extraction.
+
+Stage 1 trains separation with EDA attractors as queries (onset-ordered PIT SI-SNR loss,
+existence BCE, attractor–label alignment). Stage 2 draws, per batch, EDA attractors (a share
+``eda_fraction``) or cue queries — label embeddings or projected sentence embeddings of one of
+several phrasings per label — and adds the alignment of text cues to the label space.
+
+A run lives in one folder: ``settings.json``, ``last.pt`` (resumable), ``best.pt`` (a model
+checkpoint that :func:`rtsep.load_model` reads), ``log.jsonl`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..cues import TRAINING_PHRASINGS, shared_text_encoder
+from ..data import Corpus, MixtureSimulator, collate, split_entries, validation_sources
+from ..model import Model, ModelConfig, SeparationNetwork, load_model
+from .losses import (
+    alignment_loss,
+    existence_loss,
+    onset_ordered_pit,
+    pairwise_neg_si_snr,
+    silence_loss,
+)
+from .settings import TrainSettings
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings) -> None:
+        self.settings = s = settings
+        torch.set_num_threads(s.threads)
+        torch.manual_seed(s.seed)
+        self.run_dir = Path(s.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        s.save(self.run_dir / "settings.json")
+
+        self.corpus = Corpus(s.corpus)
+        common = dict(
+            corpus=self.corpus,
+            segment_seconds=s.segment_seconds,
+            lowpass_probability=s.lowpass_probability,
+            reverb_probability=s.reverb_probability,
+        )
+        self.train_set = MixtureSimulator(
+            split_entries(self.corpus, "train"),
+            min_sources=s.min_sources,
+            max_sources=s.max_sources,
+            seed=s.seed,
+            **common,
+        )
+        self.validation_set = MixtureSimulator(
+            split_entries(self.corpus, "validation"),
+            min_sources=1,
+            max_sources=3,
+            seed=10_000 + s.seed,
+            length=s.validation_mixtures,
+            **common,
+        )
+        self.network = self._initial_network()
+        self.labels = list(self.network.config.labels)
+        self.phrasings = self._phrasing_embeddings()
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=s.stage1_lr)
+        self.step = 0
+        self.best_score = -float("inf")
+        self.rng = np.random.default_rng(s.seed)
+        self._resume()
+
+    # ----------------------------------------------------------------- setup
+    def _initial_network(self) -> SeparationNetwork:
+        s = self.settings
+        if s.init:
+            model = load_model(None if s.init == "shipped" else s.init)
+            return model.network.train()
+        return SeparationNetwork(ModelConfig(max_sources=s.max_sources)).train()
+
+    def _phrasing_embeddings(self) -> list[torch.Tensor]:
+        """Sentence embeddings ``[phrasings, 384]`` per label, cached in the run folder."""
+        cache = self.run_dir / "phrasings.pt"
+        if cache.exists():
+            return torch.load(cache)
+        encoder = shared_text_encoder()
+        table = [torch.from_numpy(encoder.encode(list(TRAINING_PHRASINGS[label]))) for label in self.labels]
+        torch.save(table, cache)
+        return table
+
+    def _resume(self) -> None:
+        last = self.run_dir / "last.pt"
+        if not last.exists():
+            return
+        payload = torch.load(last, weights_only=False)
+        self.network.load_state_dict(payload["network"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step = payload["step"]
+        self.best_score = payload["best_score"]
+        self.rng = np.random.default_rng([self.settings.seed, self.step])
+        tqdm.write(f"resumed {last} at step {self.step}")
+
+    # ----------------------------------------------------------------- loop
+    def run(self) -> None:
+        s = self.settings
+        start = self.step
+        loader = DataLoader(
+            self.train_set,
+            batch_size=s.batch_size,
+            sampler=range(start * s.batch_size, s.total_steps * s.batch_size),
+            collate_fn=functools.partial(collate, max_sources=s.max_sources, labels=self.labels),
+            num_workers=1,
+            prefetch_factor=4,
+        )
+        bar = tqdm(loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05)
+        started = time.time()
+        for batch in bar:
+            stage = 1 if self.step < s.stage1_steps else 2
+            self._set_lr(s.stage1_lr if stage == 1 else s.stage2_lr)
+            use_eda = stage == 1 or self.rng.random() < s.eda_fraction
+            losses = self._eda_losses(batch) if use_eda else self._cue_losses(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), s.gradient_clip)
+            self.optimizer.step()
+            self.step += 1
+            record = {k: round(v.item(), 4) for k, v in losses.items()}
+            record.update(step=self.step, stage=stage, mode="eda" if use_eda else "cue")
+            bar.set_postfix(stage=stage, loss=f"{record['total']:.2f}", mode=record["mode"])
+            self._log(record | {"elapsed_s": round(time.time() - started, 1)})
+            if self.step % s.validate_every == 0 or self.step == s.total_steps:
+                self._validate()
+            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps:
+                self._checkpoint()
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    # ----------------------------------------------------------------- losses
+    def _eda_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        net = self.network
+        out = net(batch["mixture"])
+        length = out.sources.shape[-1]
+        targets = batch["sources"][..., :length]
+        pairwise = pairwise_neg_si_snr(out.sources, targets)
+        separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
+        heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
+        existence = existence_loss(out.existence_logits, heard)
+        # Align each real slot's final attractor with its source's label embedding.
+        real = torch.arange(s.max_sources)[None, :] < batch["count"][:, None]
+        final = out.attractors[:, -1, : s.max_sources]  # [B, S, E]
+        slot_labels = torch.gather(batch["label_ids"], 1, permutation)
+        alignment = alignment_loss(final[real], slot_labels[real], net.cues.labels.weight)
+        total = separation.mean() + s.existence_weight * existence + s.alignment_weight * alignment
+        return {"total": total, "separation": separation.mean(), "existence": existence, "alignment": alignment}
+
+    def _heard_counts(self, onsets: torch.Tensor, grid_points: int) -> torch.Tensor:
+        """``[B, G]``: sources begun by the end of the frame each attractor is decoded from."""
+        c = self.network.config
+        frame = torch.arange(grid_points) * c.attractor_interval_hops
+        heard_until = (frame + 1) * c.hop_samples  # exclusive end sample of that frame
+        return (onsets[:, None, :] < heard_until[None, :, None]).sum(-1)
+
+    def _cue_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        net = self.network
+        cues = self._draw_cues(batch)
+        queries = torch.where(
+            cues["is_text"].unsqueeze(-1),
+            net.cues.embed_text(cues["text"]),
+            net.cues.embed_labels(cues["label_ids"]),
+        )
+        out = net(batch["mixture"], queries)
+        length = out.sources.shape[-1]
+        targets = cues["targets"][..., :length]
+        present = cues["present"]
+        neg_si_snr = torch.diagonal(pairwise_neg_si_snr(out.sources, targets), dim1=1, dim2=2)
+        extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
+        silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
+        silence = silence / (~present).sum().clamp_min(1)
+        heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
+        existence = existence_loss(out.existence_logits, heard)
+        text = cues["is_text"]
+        alignment = alignment_loss(
+            net.cues.embed_text(cues["text"][text]), cues["label_ids"][text], net.cues.labels.weight
+        )
+        total = (
+            extraction
+            + s.silence_weight * silence
+            + s.existence_weight * existence
+            + s.alignment_weight * alignment
+        )
+        return {
+            "total": total,
+            "extraction": extraction,
+            "silence": silence,
+            "existence": existence,
+            "alignment": alignment,
+        }
+
+    def _draw_cues(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One or two cues per mixture: mostly classes present, sometimes an absent one.
+
+        A cue's target is the sum of the mixture's sources of that class (silence if absent).
+        """
+        s = self.settings
+        rng = self.rng
+        batch_size, _, length = batch["sources"].shape
+        n = int(rng.integers(1, 3))
+        label_ids = torch.zeros(batch_size, n, dtype=torch.int64)
+        present = torch.zeros(batch_size, n, dtype=torch.bool)
+        is_text = torch.from_numpy(rng.random((batch_size, n)) < s.text_cue_probability)
+        text = torch.zeros(batch_size, n, self.phrasings[0].shape[1])
+        targets = torch.zeros(batch_size, n, length)
+        for b in range(batch_size):
+            ids = batch["label_ids"][b, : batch["count"][b]]
+            here = [int(i) for i in rng.permutation(np.unique(ids.numpy()))]
+            absent = [i for i in range(len(self.labels)) if i not in here]
+            for k in range(n):
+                take_absent = absent and (not here or rng.random() < s.absent_cue_probability)
+                label = absent.pop(int(rng.integers(len(absent)))) if take_absent else here.pop(0)
+                label_ids[b, k] = label
+                present[b, k] = not take_absent
+                if present[b, k]:
+                    targets[b, k] = batch["sources"][b, : len(ids)][ids == label].sum(0)
+                table = self.phrasings[label]
+                text[b, k] = table[int(rng.integers(len(table)))]
+        return {"label_ids": label_ids, "present": present, "is_text": is_text, "text": text, "targets": targets}
+
+    # ----------------------------------------------------------------- bookkeeping
+    @torch.no_grad()
+    def _validate(self) -> None:
+        """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate)."""
+        self.network.eval()
+        eda_gain, cue_gain, count_correct = [], [], []
+        for index in range(len(self.validation_set)):
+            item = self.validation_set[index]
+            batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
+            out = self.network(batch["mixture"])
+            length = out.sources.shape[-1]
+            targets = batch["sources"][..., :length]
+            mixture = batch["mixture"][:, None, :length]
+            baseline = -torch.diagonal(pairwise_neg_si_snr(mixture.expand_as(targets), targets), dim1=1, dim2=2)
+            loss, _ = onset_ordered_pit(pairwise_neg_si_snr(out.sources, targets), batch["count"], batch["onsets"])
+            n = int(batch["count"][0])
+            if n >= 2:  # a one-source "mixture" is its own source: no improvement to measure
+                eda_gain.append(float(-loss[0] - baseline[0, :n].mean()))
+            existence = torch.sigmoid(out.existence_logits[0, -1])
+            found = int((existence >= 0.5).int().cumprod(0).sum())
+            count_correct.append(found == n)
+            if n >= 2:
+                for label in set(item.labels):
+                    ids = torch.tensor([self.labels.index(label)])
+                    query = self.network.cues.embed_labels(ids)[None]
+                    estimate = self.network(batch["mixture"], query).sources
+                    target = torch.from_numpy(item.sources[[lab == label for lab in item.labels]].sum(0))[None, None, :length]
+                    gain = -pairwise_neg_si_snr(estimate, target) + pairwise_neg_si_snr(mixture, target)
+                    cue_gain.append(float(gain))
+        self.network.train()
+        scores = {
+            "validation_eda_si_snri": round(float(np.mean(eda_gain)), 3),
+            "validation_label_si_snri": round(float(np.mean(cue_gain)), 3) if cue_gain else None,
+            "validation_count_accuracy": round(float(np.mean(count_correct)), 3),
+        }
+        score = (scores["validation_label_si_snri"] or 0) + scores["validation_eda_si_snri"]
+        self._log({"step": self.step, **scores})
+        tqdm.write(f"step {self.step}: {scores}")
+        if score > self.best_score:
+            self.best_score = score
+            self._save_model(self.run_dir / "best.pt", scores)
+        self._plot()
+
+    def _save_model(self, path: Path, scores: dict) -> None:
+        metadata = {
+            "training": {
+                "steps": self.step,
+                "settings": json.loads((self.run_dir / "settings.json").read_text()),
+                "validation_sources": sorted(validation_sources()),
+                "quick_validation": scores,
+            }
+        }
+        model = Model(self.network, metadata)
+        tmp = path.with_suffix(".tmp")
+        model.save(tmp, metadata)
+        os.replace(tmp, path)
+        self.network.train()
+
+    def _checkpoint(self) -> None:
+        payload = {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+        }
+        tmp = self.run_dir / "last.tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, self.run_dir / "last.pt")
+
+    def _log(self, record: dict) -> None:
+        with (self.run_dir / "log.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _plot(self) -> None:
+        from .curves import plot_curves
+
+        plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")

@@ -1,0 +1,59 @@
+"""The ONNX export carries the state explicitly and matches the torch backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import rtsep
+from rtsep.engine import OnnxBackend, Streamer, TorchBackend
+from rtsep.export import export_onnx
+from rtsep.model import STATE_NAMES
+
+
+@pytest.fixture(scope="module")
+def model() -> rtsep.Model:
+    return rtsep.load_model()
+
+
+@pytest.fixture(scope="module")
+def onnx_path(model, tmp_path_factory):
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "step.onnx")
+
+
+def test_export_has_the_state_as_explicit_inputs_and_outputs(onnx_path):
+    graph = onnx.load(str(onnx_path)).graph
+    inputs = [i.name for i in graph.input]
+    outputs = [o.name for o in graph.output]
+    assert inputs == ["hop_samples", "queries", *STATE_NAMES]
+    assert outputs == ["output", *(f"{name}_out" for name in STATE_NAMES)]
+
+
+@pytest.mark.parametrize("cues", [None, ["speech"], ["music", "an explosion", "env"]], ids=["eda", "one", "three"])
+def test_onnxruntime_matches_torch_over_200_chunks(model, onnx_path, cues):
+    rng = np.random.default_rng(3)
+    queries = model.cue_queries(cues).numpy() if cues else None
+    torch_backend, onnx_backend = TorchBackend(model), OnnxBackend(model, onnx_path=str(onnx_path))
+    torch_backend.reset(queries)
+    onnx_backend.reset(queries)
+    hop = model.hop_samples
+    reference, candidate = [], []
+    for index in range(200):
+        hops = 1 + index % 3
+        chunk = (0.1 * rng.standard_normal(hops * hop) * (1 + np.sin(index / 9))).astype(np.float32)
+        reference.append(torch_backend.step(chunk))
+        candidate.append(onnx_backend.step(chunk))
+    reference, candidate = np.concatenate(reference, 1), np.concatenate(candidate, 1)
+    assert np.abs(candidate - reference).max() / np.abs(reference).max() < 1e-4
+    np.testing.assert_allclose(onnx_backend.existence, torch_backend.existence, atol=1e-4)
+
+
+def test_streamer_on_onnxruntime_matches_separate(model):
+    rng = np.random.default_rng(5)
+    signal = (0.1 * rng.standard_normal(7000)).astype(np.float32)
+    reference = model.separate(signal, ["speech", "env"]).sources
+    streamer = Streamer(model, ["speech", "env"], backend="onnxruntime")
+    output = np.concatenate([streamer.process(signal[:3001]), streamer.process(signal[3001:]), streamer.flush()], 1)
+    assert output.shape == reference.shape
+    assert np.abs(output - reference).max() / np.abs(reference).max() < 1e-4
