@@ -1,20 +1,41 @@
 """Inference backends: one hop-stepping interface over torch and onnxruntime.
 
-A backend owns the streaming state of one stream. ``reset(queries)`` starts a new stream for
-a query set (``None``: the EDA attractors choose the outputs); ``step(chunk)`` runs whole hops
-strictly in order and returns the raw output stream, which lags the input by
-``window - hop`` samples (the overlap-add tail; :class:`~rtsep.engine.Streamer` and the
-engine compensate it).
+A backend owns the streaming state of one stream and a list of outputs. Each output is an
+:data:`OutputSpec`: an ``int`` (an EDA slot: its query is the attractor the network holds
+for that slot) or a query vector ``[E]`` (a label or text cue). ``step(chunk)`` runs whole hops
+strictly in order and returns the raw output stream, which lags the input by ``window - hop``
+samples (the overlap-add tail; :class:`~rtsep.engine.Streamer` and the engine compensate it).
+
+``configure(outputs, carry)`` changes the outputs between two chunks without touching the
+shared state (separator, EDA): output ``i`` takes the per-output state of previous output
+``carry[i]``, or starts from zeros. Running old and new outputs side by side for one chunk is
+how the engine crossfades a cue change at the cost of the per-output layers only.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, Union
 
 import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model
+
+OutputSpec = Union[int, np.ndarray]
+
+#: State tensors with one entry per output (axis 1), in STATE_NAMES.
+PER_OUTPUT_STATE = ("synthesis_carry", "extractor_hidden", "extractor_cell")
+
+
+def eda_outputs(model: Model) -> list[OutputSpec]:
+    """One output per EDA slot."""
+    return list(range(model.config.max_sources))
+
+
+def cue_outputs(queries: np.ndarray) -> list[OutputSpec]:
+    """One output per query row ``[N, E]``."""
+    return [np.asarray(row, np.float32) for row in queries]
 
 
 class Backend(Protocol):
@@ -23,10 +44,15 @@ class Backend(Protocol):
 
     def reset(self, queries: np.ndarray | None) -> None: ...
 
+    def configure(self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None) -> None: ...
+
     def step(self, chunk: np.ndarray) -> np.ndarray: ...
 
     @property
     def outputs(self) -> int: ...
+
+    @property
+    def frame_index(self) -> int: ...
 
     @property
     def attractors(self) -> np.ndarray: ...
@@ -35,7 +61,98 @@ class Backend(Protocol):
     def existence(self) -> np.ndarray: ...
 
 
-class TorchBackend:
+class _StatefulBackend:
+    """State bookkeeping shared by the backends; state tensors are numpy arrays (batch 1)."""
+
+    name = "base"
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.hop_samples = model.hop_samples
+        self._specs: list[OutputSpec] = []
+        self.reset(None)
+
+    def reset(self, queries: np.ndarray | None) -> None:
+        """Zero all state; ``queries [N, E]`` for cue outputs, ``None`` for every EDA slot."""
+        specs = eda_outputs(self.model) if queries is None else cue_outputs(queries)
+        state = self.model.network.init_state(1, len(specs))
+        self._state = {name: state[name].cpu().numpy() for name in STATE_NAMES}
+        self._set_specs(specs)
+
+    def configure(self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None) -> None:
+        """New outputs; output ``i`` keeps the per-output state of old output ``carry[i]``."""
+        carry = list(carry) if carry is not None else [None] * len(outputs)
+        if len(carry) != len(outputs):
+            raise ValueError("carry must name one previous output (or None) per output")
+        fresh = self.model.network.init_state(1, len(outputs))
+        for name in PER_OUTPUT_STATE:
+            old = self._state[name]
+            new = fresh[name].cpu().numpy()
+            for i, source in enumerate(carry):
+                if source is not None:
+                    new[:, i] = old[:, source]
+            self._state[name] = new
+        self._set_specs(list(outputs))
+
+    def _set_specs(self, specs: list[OutputSpec]) -> None:
+        self._specs = specs
+        self._eda_positions = np.array([i for i, s in enumerate(specs) if isinstance(s, int)], np.int64)
+        self._eda_slots = np.array([s for s in specs if isinstance(s, int)], np.int64)
+        cue_positions = [i for i, s in enumerate(specs) if not isinstance(s, int)]
+        self._cue_positions = np.array(cue_positions, np.int64)
+        self._cues = (
+            np.stack([specs[i] for i in cue_positions]).astype(np.float32)
+            if cue_positions
+            else np.zeros((0, self.model.config.embedding_dim), np.float32)
+        )
+        self._queries = np.zeros((1, len(specs), self.model.config.embedding_dim), np.float32)
+        self._queries[0, self._cue_positions] = self._cues
+
+    def _hop_queries(self) -> np.ndarray:
+        """``[1, N, E]``: cue rows fixed, EDA rows the attractors held right now."""
+        if len(self._eda_slots):
+            self._queries[0, self._eda_positions] = self._state["attractors"][0, self._eda_slots]
+        return self._queries
+
+    @property
+    def outputs(self) -> int:
+        return len(self._specs)
+
+    @property
+    def specs(self) -> list[OutputSpec]:
+        return list(self._specs)
+
+    @property
+    def frame_index(self) -> int:
+        """Hops processed since the last reset."""
+        return int(self._state["frame_index"][0])
+
+    @property
+    def attractors(self) -> np.ndarray:
+        """Held attractors ``[max_sources + 1, E]`` of the last grid frame."""
+        return self._state["attractors"][0]
+
+    @property
+    def existence(self) -> np.ndarray:
+        """Existence probabilities ``[max_sources + 1]`` of the held attractors."""
+        return 1.0 / (1.0 + np.exp(-self._state["existence_logits"][0]))
+
+    def step(self, chunk: np.ndarray) -> np.ndarray:
+        """``chunk float32 [k * hop]`` → raw output ``float32 [outputs, k * hop]``."""
+        hop = self.hop_samples
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.shape[-1] % hop:
+            raise ValueError(f"chunk length {chunk.shape[-1]} is not a multiple of {hop}")
+        out = np.empty((self.outputs, chunk.shape[-1]), np.float32)
+        for start in range(0, chunk.shape[-1], hop):
+            out[:, start : start + hop] = self._run_hop(chunk[None, start : start + hop])
+        return out
+
+    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TorchBackend(_StatefulBackend):
     """Runs :meth:`SeparationNetwork.step_hop` in torch (CPU or CUDA)."""
 
     name = "torch"
@@ -43,46 +160,29 @@ class TorchBackend:
     def __init__(self, model: Model, threads: int | None = 1) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self.model = model
-        self.hop_samples = model.hop_samples
-        self.reset(None)
-
-    def reset(self, queries: np.ndarray | None) -> None:
-        network = self.model.network
-        self._queries = None if queries is None else torch.as_tensor(queries, device=network.device)[None]
-        outputs = self.model.config.max_sources if queries is None else len(queries)
-        self._state = network.init_state(1, outputs)
-
-    @property
-    def outputs(self) -> int:
-        return self._state["synthesis_carry"].shape[1]
+        super().__init__(model)
 
     @torch.inference_mode()
-    def step(self, chunk: np.ndarray) -> np.ndarray:
-        """``chunk float32 [k * hop]`` → raw output ``float32 [outputs, k * hop]``."""
-        signal = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
-        signal = signal.to(self.model.device)[None]
-        output, self._state = self.model.network.step(signal, self._queries, self._state)
+    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+        device = self.model.device
+        inputs = [torch.from_numpy(samples), torch.from_numpy(self._hop_queries())]
+        inputs += [torch.from_numpy(self._state[name]) for name in STATE_NAMES]
+        output, *state = self.model.network.step_hop(*(t.to(device) for t in inputs))
+        self._state = {name: value.cpu().numpy() for name, value in zip(STATE_NAMES, state)}
         return output[0].cpu().numpy()
 
-    @property
-    def attractors(self) -> np.ndarray:
-        """Held attractors ``[max_sources + 1, E]`` of the last grid frame."""
-        return self._state["attractors"][0].cpu().numpy()
 
-    @property
-    def existence(self) -> np.ndarray:
-        """Existence probabilities ``[max_sources + 1]`` of the held attractors."""
-        return torch.sigmoid(self._state["existence_logits"][0]).cpu().numpy()
-
-
-class OnnxBackend:
+class OnnxBackend(_StatefulBackend):
     """Runs the exported step graph in onnxruntime (CPU, or the CUDA execution provider)."""
 
     name = "onnxruntime"
 
     def __init__(
-        self, model: Model, threads: int = 1, onnx_path: str | None = None, providers: list[str] | None = None
+        self,
+        model: Model,
+        threads: int = 1,
+        onnx_path: str | None = None,
+        providers: list[str] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -94,46 +194,18 @@ class OnnxBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         path = onnx_path or str(cached_onnx(model))
-        self.session = ort.InferenceSession(path, options, providers=providers or ["CPUExecutionProvider"])
-        self.model = model
-        self.hop_samples = model.hop_samples
-        self._max_sources = model.config.max_sources
-        self.reset(None)
+        self.session = ort.InferenceSession(
+            path, options, providers=providers or ["CPUExecutionProvider"]
+        )
+        super().__init__(model)
 
-    def reset(self, queries: np.ndarray | None) -> None:
-        outputs = self._max_sources if queries is None else len(queries)
-        self._eda = queries is None
-        self._queries = None if queries is None else np.asarray(queries, np.float32)[None]
-        state = self.model.network.init_state(1, outputs)
-        self._state = {name: state[name].cpu().numpy() for name in STATE_NAMES}
-
-    @property
-    def outputs(self) -> int:
-        return self._state["synthesis_carry"].shape[1]
-
-    def step(self, chunk: np.ndarray) -> np.ndarray:
-        """``chunk float32 [k * hop]`` → raw output ``float32 [outputs, k * hop]``."""
-        hop = self.hop_samples
-        chunk = np.asarray(chunk, dtype=np.float32)
-        if chunk.shape[-1] % hop:
-            raise ValueError(f"chunk length {chunk.shape[-1]} is not a multiple of {hop}")
-        out = np.empty((self.outputs, chunk.shape[-1]), np.float32)
-        for start in range(0, chunk.shape[-1], hop):
-            feeds = dict(self._state)
-            feeds["hop_samples"] = chunk[None, start : start + hop]
-            feeds["queries"] = self._state["attractors"][:, : self._max_sources] if self._eda else self._queries
-            result = self.session.run(None, feeds)
-            out[:, start : start + hop] = result[0][0]
-            self._state = dict(zip(STATE_NAMES, result[1:]))
-        return out
-
-    @property
-    def attractors(self) -> np.ndarray:
-        return self._state["attractors"][0]
-
-    @property
-    def existence(self) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self._state["existence_logits"][0]))
+    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+        feeds = dict(self._state)
+        feeds["hop_samples"] = samples
+        feeds["queries"] = self._hop_queries()
+        result = self.session.run(None, feeds)
+        self._state = dict(zip(STATE_NAMES, result[1:]))
+        return result[0][0]
 
 
 BACKENDS = ("torch", "onnxruntime")

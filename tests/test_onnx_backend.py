@@ -30,7 +30,9 @@ def test_export_has_the_state_as_explicit_inputs_and_outputs(onnx_path):
     assert outputs == ["output", *(f"{name}_out" for name in STATE_NAMES)]
 
 
-@pytest.mark.parametrize("cues", [None, ["speech"], ["music", "an explosion", "env"]], ids=["eda", "one", "three"])
+@pytest.mark.parametrize(
+    "cues", [None, ["speech"], ["music", "an explosion", "env"]], ids=["eda", "one", "three"]
+)
 def test_onnxruntime_matches_torch_over_200_chunks(model, onnx_path, cues):
     rng = np.random.default_rng(3)
     queries = model.cue_queries(cues).numpy() if cues else None
@@ -54,6 +56,8 @@ def test_streamer_on_onnxruntime_matches_separate(model):
     signal = (0.1 * rng.standard_normal(7000)).astype(np.float32)
     reference = model.separate(signal, ["speech", "env"]).sources
     streamer = Streamer(model, ["speech", "env"], backend="onnxruntime")
-    output = np.concatenate([streamer.process(signal[:3001]), streamer.process(signal[3001:]), streamer.flush()], 1)
+    output = np.concatenate(
+        [streamer.process(signal[:3001]), streamer.process(signal[3001:]), streamer.flush()], 1
+    )
     assert output.shape == reference.shape
     assert np.abs(output - reference).max() / np.abs(reference).max() < 1e-4

@@ -24,7 +24,9 @@ def mixture() -> np.ndarray:
     t = np.arange(int(1.3 * rate)) / rate
     tone = 0.2 * np.sin(2 * np.pi * 440 * t)
     chirp = 0.1 * np.sin(2 * np.pi * (200 + 1500 * t) * t)
-    bursts = 0.05 * np.random.default_rng(1).standard_normal(t.size) * (np.sin(2 * np.pi * 3 * t) > 0)
+    bursts = (
+        0.05 * np.random.default_rng(1).standard_normal(t.size) * (np.sin(2 * np.pi * 3 * t) > 0)
+    )
     return (tone + chirp + bursts).astype(np.float32)
 
 
@@ -60,7 +62,9 @@ def block_plans(length: int):
     yield "random blocks", list(rng.integers(0, 3000, size=200))
 
 
-@pytest.mark.parametrize("cues", [["speech", "music"], ["someone talking", "label:env"]], ids=["labels", "text"])
+@pytest.mark.parametrize(
+    "cues", [["speech", "music"], ["someone talking", "label:env"]], ids=["labels", "text"]
+)
 def test_streaming_matches_separate_for_any_block_size_with_cues(model, mixture, cues):
     reference = model.separate(mixture, cues).sources
     for plan, sizes in block_plans(mixture.size):

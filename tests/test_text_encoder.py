@@ -37,7 +37,9 @@ def test_label_cues_do_not_import_transformers():
         "import sys, rtsep; rtsep.load_model().cue_queries(['speech', 'MUSIC', 'label:env']);"
         "print('transformers' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

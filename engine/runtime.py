@@ -1,0 +1,465 @@
+"""The streaming engine: one code path for live devices and files.
+
+The audio side only copies: :meth:`Engine.push_input` writes the device's input block into a
+ring buffer and :meth:`Engine.pull_output` reads processed audio from another. A worker thread
+does everything else, strictly in order, one model chunk at a time::
+
+    input ring → downmix → resample to the model rate → backend.step (chunk of hops)
+      → routing (tracked EDA slots / cues / remove) → crossfades, gains, levels
+      → resample to the device rate → output ring (a delay line of ``latency.buffering``)
+
+Output sample ``n`` is input sample ``n - latency.total_samples``, separated (see
+:mod:`rtsep.engine.latency`). When the worker falls behind, the output callback plays silence
+for what is missing and the worker later discards those stale samples, and a backlog of input
+beyond ``max_backlog_seconds`` is dropped unprocessed, so latency never grows: it is back to
+nominal as soon as compute keeps up again. Cue and mode changes are applied at a chunk
+boundary with an equal-power crossfade of one chunk.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model import Model
+from .backends import OutputSpec, cue_outputs, eda_outputs, make_backend
+from .latency import Latency, engine_latency
+from .resampler import StreamResampler
+from .ringbuffer import RingBuffer
+from .stats import EngineStats
+from .tracker import UNASSIGNED, AttractorTracker
+
+MODES = ("separate", "extract", "remove")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine runs. Sizes in device frames unless named otherwise."""
+
+    device_rate_hz: int = 16000
+    block_samples: int = 256  # host block (32..4096; any size, not tied to the hop)
+    input_channels: int = 1  # downmixed to mono
+    output_channels: int = 0  # 0 = what the mode needs (sources, cues [+ residual], 1)
+    backend: str = "auto"
+    threads: int = 1
+    chunk_hops: int = 1  # model hops per chunk; cue changes land on chunk boundaries
+    safety_hops: int = 1
+    residual: bool = False  # extract mode: one more channel, the mixture minus the cues
+    match_threshold: float = 0.3
+    birth_decodes: int = 3
+    death_decodes: int = 25
+    max_backlog_seconds: float = 0.25  # unprocessed input beyond this is dropped
+
+
+@dataclass
+class Request:
+    """A cue/mode change, encoded off the audio path, applied at the next chunk boundary."""
+
+    mode: str
+    cues: list[str]
+    queries: np.ndarray | None
+    received: float = field(default_factory=time.perf_counter)
+    applied: threading.Event = field(default_factory=threading.Event)
+    switch_ms: float = math.nan  # receipt → first output chunk computed with the change
+    audible_ms: float = math.nan  # receipt → that chunk reaches the output callback
+
+
+@dataclass
+class _Plan:
+    """Which backend output feeds each channel, for one mode."""
+
+    mode: str
+    cues: list[str]
+    specs: list[OutputSpec]
+    assignment: np.ndarray  # channel → backend output index, or UNASSIGNED
+
+
+class Engine:
+    """Real-time separation between an input stream and an output stream of device frames.
+
+    Args:
+        model: the separation model.
+        config: :class:`EngineConfig`.
+        cues: initial cues (``None``: separate everything the EDA network finds).
+        mode: ``"separate"``, ``"extract"`` or ``"remove"``; default ``extract`` with cues,
+            ``separate`` without.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        config: EngineConfig,
+        cues: Sequence[str] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        if not 32 <= config.block_samples <= 4096:
+            raise ValueError(f"host block of {config.block_samples} frames: use 32..4096")
+        self.model = model
+        self.config = c = config
+        cues = list(cues or [])
+        mode = mode or ("extract" if cues else "separate")
+        self._check_mode(mode, cues)
+        self.backend = make_backend(model, c.backend, c.threads)
+        self.hop = model.hop_samples
+        self.chunk_samples = c.chunk_hops * self.hop
+        self.max_sources = model.config.max_sources
+        self.channels = c.output_channels or self._channels_for(mode, len(cues))
+        rate = model.sample_rate
+        self._resample_in = StreamResampler(c.device_rate_hz, rate, 1)
+        self._resample_out = StreamResampler(rate, c.device_rate_hz, self.channels)
+        self.latency: Latency = engine_latency(
+            c.device_rate_hz,
+            c.block_samples,
+            rate,
+            model.config.window_samples,
+            self.hop,
+            c.safety_hops,
+            self._resample_in.delay_samples,
+            self._resample_out.delay_samples,
+        )
+        capacity = self.latency.buffering_samples + 4 * c.device_rate_hz
+        self._input = RingBuffer(c.input_channels, capacity)
+        self._output = RingBuffer(self.channels, capacity)
+        self._output.write(np.zeros((self.channels, self.latency.buffering_samples), np.float32))
+        self._scratch = np.zeros((c.input_channels, capacity), np.float32)
+        self._max_backlog = int(c.max_backlog_seconds * c.device_rate_hz) + c.block_samples
+        self._reader_skipped = 0  # output frames the callback played as silence (audio thread)
+        self._writer_skipped = 0  # of those, frames the worker has since discarded (worker)
+        self.stats = EngineStats(chunk_seconds=self.chunk_samples / rate)
+        self.events: collections.deque = collections.deque(maxlen=256)
+        self.levels_db = np.full(self.channels, -120.0)
+        self.gains_db = np.zeros(self.channels)
+        self.muted = np.zeros(self.channels, bool)
+        self.soloed = np.zeros(self.channels, bool)
+        self._gain_now = np.ones(self.channels)
+        self._tracker = self._new_tracker()
+        self._fade_from: np.ndarray | None = None  # assignment to crossfade from, next chunk
+        self._pending_model = np.zeros(0, np.float32)
+        self._mix_delay = np.zeros(model.config.window_samples - self.hop, np.float32)
+        self._trim = model.config.window_samples - self.hop  # leading raw samples before t = 0
+        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._plan = self._make_plan(mode, cues, self._queries_for(cues))
+        self.backend.configure(self._plan.specs)
+        self._wake = threading.Event()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._stall_seconds = 0.0
+        self.switches: collections.deque = collections.deque(maxlen=1024)
+
+    # ----------------------------------------------------------------- audio thread
+    def push_input(self, block: np.ndarray) -> None:
+        """Copy one input block ``[input_channels, frames]`` in (audio thread: copy only)."""
+        self.stats.callbacks += 1
+        if self._input.write(block) < block.shape[1]:
+            self.stats.overruns += 1
+        self._wake.set()
+
+    def pull_output(self, out: np.ndarray) -> None:
+        """Fill ``out [channels, frames]`` with processed audio, or silence where none is
+        ready (a deadline miss; those samples are discarded when they arrive)."""
+        frames = out.shape[1]
+        got = self._output.read(frames, out=out).shape[1]
+        if got < frames:
+            out[:, got:] = 0.0
+            self._reader_skipped += frames - got
+            self.stats.deadline_misses += 1
+            self.stats.underrun_samples += frames - got
+
+    def output_available(self) -> int:
+        """Processed frames waiting for the output callback."""
+        return self._output.available()
+
+    # ----------------------------------------------------------------- worker
+    def start(self) -> None:
+        """Start the worker thread."""
+        if self._running:
+            return
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="rtsep-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stall(self, seconds: float) -> None:
+        """Make the worker sleep ``seconds`` before its next chunk (overload testing)."""
+        self._stall_seconds = seconds
+
+    def _run(self) -> None:
+        while self._running:
+            self._wake.wait(0.005)
+            self._wake.clear()
+            self.process_pending_input()
+
+    def process_pending_input(self) -> None:
+        """Process every whole chunk of input received so far (the worker's loop body)."""
+        backlog = self._input.available()
+        self.stats.queue_depth_samples = backlog
+        if backlog > self._max_backlog:
+            drop = backlog - self.config.block_samples
+            self._input.discard(drop)
+            self.stats.dropped_samples += drop
+            self._write_output(np.zeros((self.channels, drop), np.float32))
+            backlog -= drop
+        if backlog == 0:
+            return
+        block = self._input.read(backlog, out=self._scratch[:, :backlog])
+        mono = block.mean(axis=0, keepdims=True) if block.shape[0] > 1 else block
+        model_rate = self._resample_in.process(np.ascontiguousarray(mono))
+        pending = np.concatenate([self._pending_model, model_rate[0]])
+        whole = pending.shape[0] - pending.shape[0] % self.chunk_samples
+        self._pending_model = pending[whole:]
+        for start in range(0, whole, self.chunk_samples):
+            self._process_chunk(pending[start : start + self.chunk_samples])
+
+    # ----------------------------------------------------------------- one chunk
+    def _process_chunk(self, chunk: np.ndarray) -> None:
+        if self._stall_seconds:
+            time.sleep(self._stall_seconds)
+            self._stall_seconds = 0.0
+        started = time.perf_counter()
+        mixture = np.concatenate([self._mix_delay, chunk])
+        self._mix_delay = mixture[chunk.size :]
+        mixture = mixture[: chunk.size]  # aligned with the raw model output
+        request = self._next_request()
+        if request is None:
+            frames_before = self.backend.frame_index
+            raw = self.backend.step(chunk)
+            out = self._render(raw, mixture, self._plan)
+            if self._fade_from is not None:  # the tracker moved sources between channels
+                previous = _Plan(**{**self._plan.__dict__, "assignment": self._fade_from})
+                out = _crossfade(self._render(raw, mixture, previous), out)
+                self._fade_from = None
+            self._track(frames_before)
+        else:
+            out = self._switch(chunk, mixture, request)
+        out = self._apply_gains(out)
+        self.levels_db = 10 * np.log10(np.mean(out * out, axis=1) + 1e-12)
+        self.stats.record_chunk(time.perf_counter() - started)
+        if self._trim:
+            cut = min(self._trim, out.shape[1])
+            out = out[:, cut:]
+            self._trim -= cut
+        self._write_output(self._resample_out.process(np.ascontiguousarray(out, np.float32)))
+        if request is not None:
+            now = time.perf_counter()
+            request.switch_ms = 1000 * (now - request.received)
+            queued = self._output.available() / self.config.device_rate_hz
+            request.audible_ms = request.switch_ms + 1000 * queued
+            self.switches.append((request.switch_ms, request.audible_ms))
+            self.events.append({"event": "cues_applied", "mode": request.mode, "cues": request.cues,
+                                "switch_ms": request.switch_ms, "audible_ms": request.audible_ms})
+            request.applied.set()
+
+    def _write_output(self, block: np.ndarray) -> None:
+        debt = self._reader_skipped - self._writer_skipped
+        if debt > 0:
+            skip = min(debt, block.shape[1])
+            self._writer_skipped += skip
+            block = block[:, skip:]
+        if self._output.write(block) < block.shape[1]:
+            self.stats.overruns += 1
+
+    def _render(self, raw: np.ndarray, mixture: np.ndarray, plan: _Plan) -> np.ndarray:
+        """Channels ``[channels, chunk]`` from raw backend outputs under one plan."""
+        out = np.zeros((self.channels, raw.shape[1]), np.float32)
+        if plan.mode == "remove":
+            out[0] = mixture - raw.sum(axis=0)
+            return out
+        for channel, index in enumerate(plan.assignment[: self.channels]):
+            if index != UNASSIGNED:
+                out[channel] = raw[index]
+        if plan.mode == "extract" and self.config.residual and len(plan.cues) < self.channels:
+            out[len(plan.cues)] = mixture - raw.sum(axis=0)
+        return out
+
+    def _track(self, frames_before: int) -> None:
+        """After a chunk in separate mode: update the tracker if attractors were re-decoded;
+        channels whose slot changes are crossfaded over the next chunk."""
+        if self._plan.mode != "separate":
+            return
+        interval = self.model.config.attractor_interval_hops
+        decoded = any(f % interval == 0 for f in range(frames_before, self.backend.frame_index))
+        if not decoded:
+            return
+        result = self._tracker.update(self.backend.attractors, self.backend.existence)
+        for channel, label in result.births:
+            self.events.append({"event": "birth", "output": channel, "label": label})
+        for channel, label in result.deaths:
+            self.events.append({"event": "death", "output": channel, "label": label})
+        if not np.array_equal(self._tracker.assignment, self._plan.assignment):
+            self._fade_from = self._plan.assignment
+            self._plan.assignment = self._tracker.assignment.copy()
+
+    def _switch(self, chunk: np.ndarray, mixture: np.ndarray, request: Request) -> np.ndarray:
+        """Run old and new outputs side by side for one chunk and crossfade between them."""
+        old = self._plan
+        if request.mode == "separate" and old.mode != "separate":
+            self._tracker = self._new_tracker()
+        new = self._make_plan(request.mode, request.cues, request.queries)
+        n_old, n_new = len(old.specs), len(new.specs)
+        self.backend.configure(old.specs + new.specs, carry=[*range(n_old), *([None] * n_new)])
+        raw = self.backend.step(chunk)
+        before = self._render(raw[:n_old], mixture, old)
+        after = self._render(raw[n_old:], mixture, new)
+        self.backend.configure(new.specs, carry=[n_old + i for i in range(n_new)])
+        self._plan = new
+        self._fade_from = None
+        return _crossfade(before, after)
+
+    def _apply_gains(self, out: np.ndarray) -> np.ndarray:
+        target = 10 ** (self.gains_db / 20) * ~self.muted
+        if self.soloed.any():
+            target = target * self.soloed
+        ramp = np.linspace(0.0, 1.0, out.shape[1], endpoint=False)
+        gains = self._gain_now[:, None] + (target - self._gain_now)[:, None] * ramp
+        self._gain_now = target
+        return (out * gains).astype(np.float32)
+
+    # ----------------------------------------------------------------- control
+    def request(self, mode: str | None = None, cues: Sequence[str] | None = None) -> Request:
+        """Queue a mode/cue change; cues are validated and encoded here, on the caller's thread.
+
+        Raises :class:`rtsep.model.UnknownCueError` or ``ValueError`` and changes nothing on
+        bad input. Returns the :class:`Request`; its ``applied`` event is set once it is heard.
+        """
+        cues = list(self._plan.cues if cues is None else cues)
+        if mode is None:
+            mode = "separate" if not cues else ("extract" if self._plan.mode == "separate" else self._plan.mode)
+        self._check_mode(mode, cues)
+        request = Request(mode, cues, self._queries_for(cues))
+        self._requests.put(request)
+        self._wake.set()
+        return request
+
+    def set_gain(self, channel: int, db: float) -> None:
+        self._check_channel(channel)
+        self.gains_db[channel] = float(db)
+
+    def set_mute(self, channel: int, muted: bool) -> None:
+        self._check_channel(channel)
+        self.muted[channel] = bool(muted)
+
+    def set_solo(self, channel: int, soloed: bool) -> None:
+        self._check_channel(channel)
+        self.soloed[channel] = bool(soloed)
+
+    @property
+    def mode(self) -> str:
+        return self._plan.mode
+
+    @property
+    def cues(self) -> list[str]:
+        return list(self._plan.cues)
+
+    def output_labels(self) -> list[str]:
+        """What each output channel carries right now ('' = nothing)."""
+        plan = self._plan
+        if plan.mode == "separate":
+            return (self._tracker.labels + [""] * self.channels)[: self.channels]
+        if plan.mode == "remove":
+            return ["mixture - " + " - ".join(plan.cues)] + [""] * (self.channels - 1)
+        labels = list(plan.cues)
+        if self.config.residual:
+            labels.append("residual")
+        return (labels + [""] * self.channels)[: self.channels]
+
+    def status(self) -> dict:
+        """Everything a UI shows, JSON-ready."""
+        return {
+            "mode": self.mode,
+            "cues": self.cues,
+            "outputs": [
+                {"index": i, "label": label, "level_db": round(float(self.levels_db[i]), 1),
+                 "gain_db": float(self.gains_db[i]), "muted": bool(self.muted[i]),
+                 "solo": bool(self.soloed[i])}
+                for i, label in enumerate(self.output_labels())
+            ],
+            "sources_found": self._tracker.live_count if self.mode == "separate" else None,
+            "latency": self.latency.as_dict(),
+            "backend": self.backend.name,
+            "device_rate_hz": self.config.device_rate_hz,
+            "block_samples": self.config.block_samples,
+            "stats": self.stats.snapshot(),
+        }
+
+    # ----------------------------------------------------------------- helpers
+    def _next_request(self) -> Request | None:
+        request = None
+        while True:  # only the newest pending change matters
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return request
+
+    def _make_plan(self, mode: str, cues: list[str], queries: np.ndarray | None) -> _Plan:
+        if mode == "separate":
+            specs = eda_outputs(self.model)
+            assignment = self._tracker.assignment.copy()
+        else:
+            specs = cue_outputs(queries)
+            assignment = np.arange(len(specs)) if mode == "extract" else np.full(0, UNASSIGNED)
+        return _Plan(mode, cues, specs, assignment)
+
+    def _queries_for(self, cues: list[str]) -> np.ndarray | None:
+        return self.model.cue_queries(cues).cpu().numpy() if cues else None
+
+    def _channels_for(self, mode: str, cue_count: int) -> int:
+        if mode == "separate":
+            return self.max_sources
+        if mode == "remove":
+            return 1
+        return cue_count + (1 if self.config.residual else 0)
+
+    def _check_mode(self, mode: str, cues: list[str]) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        if mode != "separate" and not cues:
+            raise ValueError(f"mode {mode!r} needs at least one cue")
+        if mode == "separate" and cues:
+            raise ValueError("mode 'separate' takes no cues (it outputs every source found)")
+        limit = getattr(self, "channels", None)
+        if limit is not None and mode == "extract" and len(cues) > limit:
+            raise ValueError(f"{len(cues)} cues but only {limit} output channels")
+        for cue in cues:
+            self.model.validate_cue(cue)
+
+    def _check_channel(self, channel: int) -> None:
+        if not 0 <= channel < self.channels:
+            raise ValueError(f"output {channel} does not exist (0..{self.channels - 1})")
+
+    def _new_tracker(self) -> AttractorTracker:
+        c = self.config
+
+        def label_of(attractor: np.ndarray) -> str:
+            import torch
+
+            return self.model.attractor_labels(torch.from_numpy(attractor[None]))[0]
+
+        return AttractorTracker(
+            self.max_sources, c.match_threshold, c.birth_decodes, c.death_decodes, label_of
+        )
+
+
+def _crossfade(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Equal-power crossfade over the block: ``cos`` out, ``sin`` in (``[channels, n]``)."""
+    phase = (np.arange(before.shape[1]) + 0.5) / before.shape[1] * (np.pi / 2)
+    return (before * np.cos(phase) + after * np.sin(phase)).astype(np.float32)
