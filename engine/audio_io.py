@@ -1,0 +1,416 @@
+"""Live audio I/O: a duplex device stream whose audio thread only copies to and from ring buffers.
+
+The engine reads captured audio from ``stream.input_ring`` and queues audio to play in
+``stream.output_ring``, both ``[channels, frames]`` float32. The audio thread copies each
+device block into the input ring (frames that do not fit are dropped and counted as an input
+overrun) and fills each device block from the output ring (a short ring is padded with zeros and
+counted as an output underrun). Both rings start empty; frame 0 of each is the first block of the
+stream, so audio written before ``start()`` plays from the first callback.
+
+Backends:
+
+- ``"sounddevice"`` (default): a PortAudio callback ``Stream``; the Python callback only copies
+  (no array allocation, no locks, no logging) and then calls ``on_block(input)`` if given.
+- ``"rtmixer"``: rtmixer's C callback moves audio between PortAudio and rtmixer's own ring
+  buffers, so the audio thread never needs the GIL. Limits found here: it cannot call Python, so
+  there is no ``on_block`` (poll ``input_ring.available()``); rtmixer *ends* a ring-buffer action
+  when its ring runs empty (output) or full (input), so the stream re-arms it on the engine's next
+  ``write``/``read`` (the gap plays silence / loses input) and counts one underrun/overrun per
+  such episode rather than per callback.
+
+PortAudio's blocking ``Stream.read`` is never used: on JACK it corrupts the heap and aborts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+import numpy as np
+import sounddevice as sd
+
+from .ringbuffer import RingBuffer
+
+Kind = Literal["input", "output"]
+OnBlock = Callable[[np.ndarray], None]
+
+
+class AudioDeviceError(LookupError):
+    """No device matches a request; the message lists the devices that would."""
+
+
+@dataclasses.dataclass
+class IOCounters:
+    """Counts since the stream was opened.
+
+    ``input_overruns``/``output_underruns`` count callbacks (sounddevice) or episodes (rtmixer)
+    in which input was dropped because the input ring was full, or zeros were played because
+    the output ring ran short. The ``*_flags`` fields count callbacks in which PortAudio
+    reported that status flag.
+    """
+
+    callbacks: int = 0
+    input_overruns: int = 0
+    output_underruns: int = 0
+    input_underflow_flags: int = 0
+    input_overflow_flags: int = 0
+    output_underflow_flags: int = 0
+    output_overflow_flags: int = 0
+
+
+class InputRing(Protocol):
+    """Reader side of the captured audio (see ``RingBuffer``)."""
+
+    def available(self) -> int: ...
+
+    def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray: ...
+
+    def discard(self, frames: int) -> int: ...
+
+
+class OutputRing(Protocol):
+    """Writer side of the audio to play (see ``RingBuffer``)."""
+
+    def space(self) -> int: ...
+
+    def write(self, block: np.ndarray) -> int: ...
+
+
+class DuplexStream(ABC):
+    """An open full-duplex device stream; use as a context manager to close it."""
+
+    input_ring: InputRing
+    output_ring: OutputRing
+
+    def __init__(self, stream: sd._StreamBase) -> None:
+        self._stream = stream
+        self.samplerate_hz = int(stream.samplerate)
+        self.blocksize_frames: int = stream.blocksize  # 0: the host's choice, may vary
+        self.input_channels, self.output_channels = stream.channels
+
+    @property
+    def latency_frames(self) -> int:
+        """PortAudio's reported input + output latency in frames: the device round trip.
+
+        On JACK this equals the measured loopback delay (2 periods with ``blocksize`` equal to
+        the period, 1 period with ``blocksize=0``).
+        """
+        input_s, output_s = self._stream.latency
+        return round((input_s + output_s) * self.samplerate_hz)
+
+    @property
+    def active(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._stream.active
+
+    @abstractmethod
+    def counters(self) -> IOCounters:
+        """A snapshot of the stream's counters."""
+
+    def start(self) -> None:
+        """Start the audio callbacks."""
+        self._stream.start()
+
+    def stop(self) -> None:
+        """Stop the audio callbacks once the device has played the blocks it holds."""
+        self._stream.stop()
+
+    def close(self) -> None:
+        """Stop and release the device."""
+        self._stream.close()
+
+    def __enter__(self) -> DuplexStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SounddeviceDuplex(DuplexStream):
+    """Duplex stream over a ``sounddevice.Stream`` callback (see ``open_duplex``)."""
+
+    def __init__(
+        self,
+        device: tuple[int, int],
+        samplerate_hz: int,
+        blocksize_frames: int,
+        channels: tuple[int, int],
+        ring_frames: int,
+        on_block: OnBlock | None,
+        device_latency: float | str,
+    ) -> None:
+        self.input_ring = RingBuffer(channels[0], ring_frames)
+        self.output_ring = RingBuffer(channels[1], ring_frames)
+        self._on_block = on_block
+        self._counters = IOCounters()
+        stream = sd.Stream(
+            device=device,
+            samplerate=samplerate_hz,
+            blocksize=blocksize_frames,
+            channels=channels,
+            dtype="float32",
+            latency=device_latency,
+            callback=self._callback,
+        )
+        super().__init__(stream)
+
+    def counters(self) -> IOCounters:
+        return dataclasses.replace(self._counters)
+
+    def _callback(
+        self, indata: np.ndarray, outdata: np.ndarray, frames: int, time: object, status: object
+    ) -> None:
+        counters = self._counters
+        counters.callbacks += 1
+        if status:
+            counters.input_underflow_flags += status.input_underflow
+            counters.input_overflow_flags += status.input_overflow
+            counters.output_underflow_flags += status.output_underflow
+            counters.output_overflow_flags += status.output_overflow
+        captured = indata.T
+        if self.input_ring.write(captured) < frames:
+            counters.input_overruns += 1
+        if self._on_block is not None:
+            self._on_block(captured)
+        played = self.output_ring.read(frames, out=outdata.T).shape[1]
+        if played < frames:
+            outdata[played:] = 0.0
+            counters.output_underruns += 1
+
+
+class RtmixerDuplex(DuplexStream):
+    """Duplex stream over ``rtmixer.MixerAndRecorder`` ring-buffer actions (see module doc)."""
+
+    def __init__(
+        self,
+        device: tuple[int, int],
+        samplerate_hz: int,
+        blocksize_frames: int,
+        channels: tuple[int, int],
+        ring_frames: int,
+        device_latency: float | str,
+    ) -> None:
+        import rtmixer
+
+        mixer = rtmixer.MixerAndRecorder(
+            device=device,
+            samplerate=samplerate_hz,
+            blocksize=blocksize_frames,
+            channels=channels,
+            latency=device_latency,
+        )
+        super().__init__(mixer)
+        self._mixer = mixer
+        self._lock = threading.Lock()  # the engine's reader and writer share rtmixer's queues
+        self._counters = IOCounters()
+        frames = 1 << (ring_frames - 1).bit_length()  # pa_ringbuffer needs a power of 2
+        # Queued before start(), both actions begin in the first callback, so the rings'
+        # frame 0 is the stream's first block in both directions.
+        self.input_ring = _RtmixerInputRing(
+            self, rtmixer.RingBuffer(4 * channels[0], frames), mixer.record_ringbuffer
+        )
+        self.output_ring = _RtmixerOutputRing(
+            self, rtmixer.RingBuffer(4 * channels[1], frames), mixer.play_ringbuffer
+        )
+
+    def counters(self) -> IOCounters:
+        """A snapshot; while active this waits one callback for rtmixer's statistics."""
+        with self._lock:
+            if self._mixer.active:
+                action = self._mixer.fetch_and_reset_stats()
+                self._mixer.wait(action, sleeptime=1)
+                _add_stats(self._counters, action.stats)
+                return dataclasses.replace(self._counters)
+            snapshot = dataclasses.replace(self._counters)
+            _add_stats(snapshot, self._mixer.stats)
+            return snapshot
+
+
+class _RtmixerRing:
+    """Adapts an interleaved rtmixer ``RingBuffer`` to ``[channels, frames]`` arrays.
+
+    ``start_action(ring)`` enqueues the rtmixer action that serves the ring; rtmixer removes
+    that action when the ring runs empty (play) or full (record), and the engine-side method
+    that next touches the ring re-arms it.
+    """
+
+    def __init__(
+        self, owner: RtmixerDuplex, ring: object, start_action: Callable[[object], object]
+    ) -> None:
+        self._owner = owner
+        self._ring = ring
+        self._start_action = start_action
+        self._scratch = np.zeros((len(ring), ring.elementsize // 4), dtype=np.float32)
+        self._action = start_action(ring)
+
+    def _rearm_if_ended(self) -> bool:
+        """Re-arm if rtmixer ended the action; returns True when it had ended."""
+        with self._owner._lock:
+            if self._action in self._owner._mixer.actions:
+                return False
+            self._action = self._start_action(self._ring)
+            return True
+
+
+class _RtmixerInputRing(_RtmixerRing):
+    def available(self) -> int:
+        return self._ring.read_available
+
+    def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
+        limit = self._scratch.shape[0] if out is None else out.shape[1]
+        frames = self._ring.readinto(self._scratch[: min(frames, limit)])
+        if self._rearm_if_ended():
+            self._owner._counters.input_overruns += 1
+        if out is None:
+            return self._scratch[:frames].T
+        out[:, :frames] = self._scratch[:frames].T
+        return out[:, :frames]
+
+    def discard(self, frames: int) -> int:
+        frames = max(0, min(frames, self._ring.read_available))
+        self._ring.advance_read_index(frames)
+        return frames
+
+
+class _RtmixerOutputRing(_RtmixerRing):
+    def space(self) -> int:
+        return self._ring.write_available
+
+    def write(self, block: np.ndarray) -> int:
+        frames = min(block.shape[1], self._ring.write_available)
+        self._scratch[:frames] = block[:, :frames].T
+        written = self._ring.write(self._scratch[:frames])
+        if self._rearm_if_ended():
+            self._owner._counters.output_underruns += 1
+        return written
+
+
+def _add_stats(counters: IOCounters, stats: object) -> None:
+    counters.callbacks += stats.blocks
+    counters.input_underflow_flags += stats.input_underflows
+    counters.input_overflow_flags += stats.input_overflows
+    counters.output_underflow_flags += stats.output_underflows
+    counters.output_overflow_flags += stats.output_overflows
+
+
+def open_duplex(
+    input_device: int | str | None = None,
+    output_device: int | str | None = None,
+    *,
+    samplerate_hz: int | None = None,
+    blocksize_frames: int = 256,
+    channels: tuple[int, int] = (1, 1),
+    ring_frames: int | None = None,
+    on_block: OnBlock | None = None,
+    backend: Literal["sounddevice", "rtmixer"] = "sounddevice",
+    device_latency: float | str = "low",
+) -> DuplexStream:
+    """Open (not start) a duplex stream.
+
+    ``input_device``/``output_device``: index, name substring (see ``find_device``) or None for
+    the default. ``samplerate_hz``: None for the input device's default rate.
+    ``blocksize_frames``: frames per callback, 0 for the host's choice (lowest latency on JACK).
+    ``channels``: (input, output). ``ring_frames``: capacity of each ring, default one second
+    (rtmixer rounds up to a power of 2); capacity adds no latency, the fill level does.
+    ``on_block(input)``: called from the audio thread with each captured ``[channels, frames]``
+    block (a view valid only during the call) after it was copied to the input ring; it must
+    not block or allocate. sounddevice backend only. ``device_latency``: PortAudio's suggested
+    latency in seconds, or "low"/"high".
+    """
+    device = (find_device(input_device, "input"), find_device(output_device, "output"))
+    if samplerate_hz is None:
+        samplerate_hz = int(sd.query_devices(device[0])["default_samplerate"])
+    if ring_frames is None:
+        ring_frames = samplerate_hz
+    if backend == "sounddevice":
+        return SounddeviceDuplex(
+            device,
+            samplerate_hz,
+            blocksize_frames,
+            channels,
+            ring_frames,
+            on_block,
+            device_latency,
+        )
+    if backend == "rtmixer":
+        if on_block is not None:
+            raise ValueError(
+                "the rtmixer backend runs a C callback that cannot call on_block: poll "
+                "stream.input_ring.available() instead, or use backend='sounddevice'"
+            )
+        return RtmixerDuplex(
+            device, samplerate_hz, blocksize_frames, channels, ring_frames, device_latency
+        )
+    raise ValueError(f"unknown audio backend {backend!r}: use 'sounddevice' or 'rtmixer'")
+
+
+def find_device(spec: int | str | None, kind: Kind) -> int:
+    """Index of the ``kind`` device given by index, name substring or None (the default).
+
+    A substring matches case-insensitively against "NAME, HOST API" (as ``list_devices``
+    shows it); an exact name match wins over partial ones. Raises ``AudioDeviceError`` naming
+    the request and listing the devices with ``kind`` channels when none or several match.
+    """
+    devices = sd.query_devices()
+    key = f"max_{kind}_channels"
+    candidates = [d for d in devices if d[key] > 0]
+    if spec is None or spec == "":
+        default = sd.default.device[0 if kind == "input" else 1]
+        if default is not None and default >= 0 and devices[default][key] > 0:
+            return int(default)
+        raise AudioDeviceError(_device_error(f"there is no default {kind} device", candidates))
+    if isinstance(spec, int) or spec.strip().isdigit():
+        index = int(spec)
+        if 0 <= index < len(devices) and devices[index][key] > 0:
+            return index
+        raise AudioDeviceError(_device_error(f"no {kind} device has index {index}", candidates))
+    wanted = spec.strip().lower()
+    exact = [d for d in candidates if d["name"].lower() == wanted]
+    matches = exact or [d for d in candidates if wanted in _full_name(d).lower()]
+    if len(matches) == 1:
+        return int(matches[0]["index"])
+    if matches:
+        problem = f"{len(matches)} {kind} devices match {spec!r}; give an index or a longer name"
+    else:
+        problem = f"no {kind} device matches {spec!r}"
+    raise AudioDeviceError(_device_error(problem, matches or candidates))
+
+
+def list_devices() -> str:
+    """A table of every PortAudio device: index, channels, default rate, name and host API."""
+    devices = sd.query_devices()
+    default_in, default_out = sd.default.device
+    lines = [" idx   in  out  rate_hz  device"]
+    for device in devices:
+        marks = "".join(
+            mark
+            for mark, is_default in (
+                (" <default in>", device["index"] == default_in),
+                (" <default out>", device["index"] == default_out),
+            )
+            if is_default
+        )
+        lines.append(
+            f"{device['index']:4d} {device['max_input_channels']:4d} "
+            f"{device['max_output_channels']:4d} {device['default_samplerate']:8.0f}  "
+            f"{_full_name(device)}{marks}"
+        )
+    if not devices:
+        lines.append("   (no audio devices: is a sound server such as JACK running?)")
+    return "\n".join(lines)
+
+
+def _full_name(device: dict) -> str:
+    return f"{device['name']}, {sd.query_hostapis(device['hostapi'])['name']}"
+
+
+def _device_error(problem: str, devices: list[dict]) -> str:
+    listed = "\n".join(
+        f"  {d['index']:3d}: {_full_name(d)} ({d['max_input_channels']} in, "
+        f"{d['max_output_channels']} out)"
+        for d in devices
+    )
+    return f"{problem}. Devices to choose from:\n{listed or '  (none)'}"

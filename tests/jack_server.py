@@ -1,0 +1,198 @@
+"""A JACK server on the dummy driver as a test sound card, and a JACK client that plays/records.
+
+``JackServer`` runs ``jackd --no-realtime -d dummy`` under a unique server name (so parallel
+test runs cannot collide) and points PortAudio at it: PortAudio enumerates JACK only when it
+initialises, so ``start()`` re-initialises it after the server accepts clients and ``stop()``
+terminates PortAudio *before* the server goes (PortAudio holds a JACK client), then
+re-initialises it so later tests can use PortAudio again. Streams must be closed before
+``stop()``. One server per process at a time.
+
+Facts this relies on (measured): the server accepts clients ~0.2 s after launch; sounddevice
+shows it as "system, JACK Audio Connection Kit"; a PortAudio stream's ports are named
+``PortAudio:in_N``/``PortAudio:out_N`` with N changing on every open, so look them up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import jack
+
+JACKD = shutil.which("jackd")
+INSTALL_HINT = "apt-get install -y --no-install-recommends jackd2 libportaudio2"
+_names = itertools.count()
+
+
+class JackServer:
+    """``jackd`` on the dummy driver at ``rate_hz`` with ``period_frames`` per cycle."""
+
+    def __init__(self, rate_hz: int, period_frames: int, channels: int = 2) -> None:
+        self.rate_hz = rate_hz
+        self.period_frames = period_frames
+        self.channels = channels
+        self.name = f"rtsep-test-{os.getpid()}-{next(_names)}"
+        self._process: subprocess.Popen | None = None
+        self._log = tempfile.TemporaryFile()
+        self._saved_env: dict[str, str | None] = {}
+
+    def start(self, timeout_s: float = 10.0) -> JackServer:
+        """Launch the server, wait until it accepts clients, and re-initialise PortAudio."""
+        import jack
+        import sounddevice as sd
+
+        if JACKD is None:
+            raise RuntimeError(f"jackd is not installed: {INSTALL_HINT}")
+        channels = str(self.channels)
+        command = [JACKD, "-n", self.name, "--no-realtime", "-d", "dummy"]
+        command += ["-r", str(self.rate_hz), "-p", str(self.period_frames)]
+        command += ["-C", channels, "-P", channels]
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        self._process = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                jack.Client("rtsep-probe", no_start_server=True, servername=self.name).close()
+                break
+            except jack.JackOpenError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"jackd did not start: {self.log()}") from None
+                time.sleep(0.05)
+        for key, value in (("JACK_DEFAULT_SERVER", self.name), ("JACK_NO_START_SERVER", "1")):
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        sd._terminate()
+        sd._initialize()
+        return self
+
+    def stop(self) -> None:
+        """Terminate PortAudio, stop the server (SIGTERM, then SIGKILL after 5 s), restore.
+
+        Idempotent."""
+        import sounddevice as sd
+
+        if self._process is None:
+            return
+        sd._terminate()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        self._process = None
+        sd._initialize()
+
+    def log(self) -> str:
+        """The server's stdout and stderr so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+    def client(self, name: str = "rtsep-test") -> jack.Client:
+        """A JACK-Client connected to this server (close it when done)."""
+        import jack
+
+        return jack.Client(name, no_start_server=True, servername=self.name)
+
+
+def stream_ports(client: jack.Client, direction: str) -> list:
+    """The audio ports of the open PortAudio stream: ``direction`` is "in" or "out"."""
+    ports = client.get_ports(
+        r"^PortAudio:", is_audio=True, is_input=direction == "in", is_output=direction == "out"
+    )
+    return sorted(ports, key=lambda port: port.name)
+
+
+def patch(client: jack.Client, sources: list, destinations: list) -> None:
+    """Connect ``sources[i]`` to ``destinations[i]`` only: drop their other connections."""
+    for port in [*sources, *destinations]:
+        for other in client.get_all_connections(port):
+            if port.is_output:
+                client.disconnect(port, other)
+            else:
+                client.disconnect(other, port)
+    for source, destination in zip(sources, destinations, strict=True):
+        client.connect(source, destination)
+
+
+class JackPlayRecord:
+    """A JACK client that plays ``signal`` (``[channels, frames]``) and records as many frames.
+
+    Playing and recording start in the same JACK process cycle, so a recording of its own
+    output patched straight back shows the graph's delay. Connect its ports with
+    ``connect_output_to``/``connect_input_from`` (port names are looked up at call time), then
+    ``run()``.
+    """
+
+    def __init__(self, server: JackServer, signal: np.ndarray, record_frames: int) -> None:
+        self.client = server.client("rtsep-playrec")
+        channels = signal.shape[0]
+        self._signal = np.ascontiguousarray(signal, dtype=np.float32)
+        self.recording = np.zeros((channels, record_frames), dtype=np.float32)
+        self._outports = [self.client.outports.register(f"out_{i}") for i in range(channels)]
+        self._inports = [self.client.inports.register(f"in_{i}") for i in range(channels)]
+        self._position = -1  # -1: idle; >= 0: frames done since run() began
+        self._done = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def connect_output_to(self, ports: list) -> None:
+        """Feed this client's outputs into ``ports`` (e.g. a stream's input ports)."""
+        patch(self.client, self._outports, ports)
+
+    def connect_input_from(self, ports: list) -> None:
+        """Record ``ports`` (e.g. a stream's output ports)."""
+        patch(self.client, ports, self._inports)
+
+    def run(self, timeout_s: float = 10.0) -> np.ndarray:
+        """Play and record from the next cycle on; returns the ``[channels, frames]`` recording."""
+        self._done.clear()
+        self._position = 0
+        if not self._done.wait(timeout_s):
+            raise TimeoutError("the JACK server stopped calling the client")
+        return self.recording
+
+    def close(self) -> None:
+        """Deactivate and close the client."""
+        self.client.deactivate()
+        self.client.close()
+
+    def _process(self, frames: int) -> None:
+        start = self._position
+        if start < 0:
+            for port in self._outports:
+                port.get_array().fill(0.0)
+            return
+        total = self.recording.shape[1]
+        count = min(frames, total - start)
+        played = max(0, min(frames, self._signal.shape[1] - start))
+        for channel, (outport, inport) in enumerate(
+            zip(self._outports, self._inports, strict=True)
+        ):
+            self.recording[channel, start : start + count] = inport.get_array()[:count]
+            out = outport.get_array()
+            out[:played] = self._signal[channel, start : start + played]
+            out[played:] = 0.0
+        if start + count >= total:
+            self._position = -1
+            self._done.set()
+        else:
+            self._position = start + count

@@ -1,0 +1,123 @@
+"""The engine in file mode: same output as the model, exact alignment, overload, cue changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfilt
+
+import rtsep
+from rtsep.engine.file_runner import run_file
+from rtsep.engine.runtime import EngineConfig
+
+
+@pytest.fixture(scope="module")
+def model() -> rtsep.Model:
+    return rtsep.load_model()
+
+
+def noise(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """Noise low-passed at 5 kHz (survives the 16 kHz model rate), ``[1, frames]``."""
+    white = np.random.default_rng(seed).standard_normal(int(seconds * rate))
+    return (0.1 * sosfilt(butter(8, 5000, fs=rate, output="sos"), white)).astype(np.float32)[None]
+
+
+def lag_of(output: np.ndarray, reference: np.ndarray, search: int = 64) -> int:
+    """Lag (samples) that best aligns ``output`` with ``reference``."""
+    core = slice(search, reference.size - search)
+    scores = [np.dot(output[core], np.roll(reference, lag)[core]) for lag in range(-search, search + 1)]
+    return int(np.argmax(scores)) - search
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_file_output_equals_model_separate_for_every_block_size(model, backend):
+    mixture = noise(1.0, 16000)
+    reference = model.separate(mixture[0], ["speech", "music"]).sources
+    for block in (32, 100, 128, 256, 1000, 4096):
+        run = run_file(model, mixture, 16000, EngineConfig(block_samples=block, backend=backend),
+                       ["speech", "music"])
+        assert run.outputs.shape == reference.shape
+        error = np.abs(run.outputs - reference).max() / np.abs(reference).max()
+        assert error < 1e-4, f"block {block}: {error}"
+        assert run.engine.stats.deadline_misses == 0
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+@pytest.mark.parametrize("block", [64, 1000])
+def test_outputs_are_sample_aligned_with_the_input_at_device_rates(model, rate, block):
+    # Extracted cues plus the residual add up to the mixture, whatever the weights: their sum
+    # must come back aligned with the input, at its rate and length.
+    mixture = noise(1.0, rate, seed=block)
+    config = EngineConfig(block_samples=block, backend="onnxruntime", residual=True)
+    run = run_file(model, mixture, rate, config, ["speech"])
+    assert run.outputs.shape == (2, mixture.shape[1])
+    total = run.outputs.sum(axis=0)
+    # Within one sample per resampling stage (in and out): soxr's filters are not linear-phase.
+    lag = lag_of(total, mixture[0])
+    assert abs(lag) <= 2
+    core = slice(rate // 10, -rate // 10)
+    correlation = np.corrcoef(total[core], np.roll(mixture[0], lag)[core])[0, 1]
+    assert correlation > 0.95
+
+
+def test_latency_formula_leaves_no_deadline_miss_without_safety_margin(model):
+    for rate in (16000, 48000):
+        for block in (32, 128, 1000):
+            config = EngineConfig(block_samples=block, backend="onnxruntime", safety_hops=0)
+            run = run_file(model, noise(0.5, rate), rate, config, ["music"])
+            assert run.engine.stats.deadline_misses == 0, (rate, block)
+
+
+def test_a_stall_in_the_worker_drops_stale_audio_and_latency_returns_to_nominal(model):
+    rate = 16000
+    mixture = noise(3.0, rate, seed=4)
+    config = EngineConfig(block_samples=256, backend="onnxruntime", residual=True)
+
+    def stall_after_half_a_second(engine):
+        import threading
+
+        threading.Timer(0.5, engine.stall, args=(0.3,)).start()
+
+    run = run_file(model, mixture, rate, config, ["env"], realtime=True,
+                   on_start=stall_after_half_a_second)
+    stats = run.engine.stats.snapshot()
+    assert stats["deadline_misses"] > 0
+    assert stats["underrun_samples"] >= 0.2 * rate  # most of the stall was played as silence
+    assert stats["queue_depth_samples"] < 2 * config.block_samples  # caught up: no backlog
+    # After the stall the output is aligned with the input again, at the nominal latency.
+    tail = slice(int(1.5 * rate), int(2.8 * rate))
+    total = run.outputs.sum(axis=0)
+    assert lag_of(total[tail], mixture[0, tail]) == 0
+
+
+def test_cue_change_is_applied_at_a_chunk_boundary_and_measured(model):
+    rate = 16000
+    mixture = noise(2.0, rate, seed=9)
+    requests = []
+
+    def change_cues_soon(engine):
+        import threading
+
+        threading.Timer(0.5, lambda: requests.append(engine.request(cues=["music"]))).start()
+
+    config = EngineConfig(block_samples=128, backend="onnxruntime")
+    run = run_file(model, mixture, rate, config, ["speech"], realtime=True, on_start=change_cues_soon)
+    assert requests and requests[0].applied.is_set()
+    assert run.engine.cues == ["music"]
+    assert 0 < requests[0].switch_ms < 1000
+    applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
+    assert applied and applied[0]["cues"] == ["music"]
+
+
+def test_bad_requests_change_nothing(model):
+    from rtsep.engine.runtime import Engine
+    from rtsep.model import UnknownCueError
+
+    engine = Engine(model, EngineConfig(backend="torch"), ["speech"])
+    with pytest.raises(UnknownCueError):
+        engine.request(cues=["label:violin"])
+    with pytest.raises(ValueError):
+        engine.request(mode="dance")
+    with pytest.raises(ValueError):
+        engine.set_gain(7, -6.0)
+    assert engine.cues == ["speech"] and engine.mode == "extract"
