@@ -3,8 +3,10 @@
 A query is a vector in the shared embedding space: an EDA attractor, a learned label
 embedding, or a projected sentence embedding. For output ``n``, multi-head attention with the
 separator features as query runs over all prompt tokens, each marked as "this output's prompt"
-or "another prompt" (the cross-prompt context of TUSS); the attended context modulates the
-features (FiLM).
+or "another prompt" (the cross-prompt context of TUSS); the attended context, plus a projection
+of the output's own query, modulates the features (FiLM). The direct own-query path matters: the
+attention alone gives every output the same context until its weights differentiate, and
+training then settles on identical outputs (each the mixture).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class CueFusion(nn.Module):
         self.key = nn.Linear(embedding_dim, feature_dim)
         self.value = nn.Linear(embedding_dim, feature_dim)
         self.roles = nn.Parameter(torch.randn(2, embedding_dim) * 0.1)  # [other, own]
+        self.own = nn.Linear(embedding_dim, feature_dim)
         self.film = nn.Linear(feature_dim, 2 * feature_dim)
         self.norm = nn.LayerNorm(feature_dim)
 
@@ -65,6 +68,7 @@ class CueFusion(nn.Module):
         scores = (q[:, :, None, None] * keys).sum(-1) / math.sqrt(head_dim)  # [B,T,N,N,H]
         weights = scores.softmax(dim=3)
         context = (weights.unsqueeze(-1) * values).sum(3).flatten(-2)  # [B, T, N, D]
+        context = context + self.own(queries)
         gamma, beta = self.film(context).chunk(2, dim=-1)
         fused = self.norm(features).unsqueeze(2) * (1 + gamma) + beta
         return fused.permute(0, 2, 1, 3)
