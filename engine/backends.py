@@ -15,14 +15,14 @@ how the engine crossfades a cue change at the cost of the per-output layers only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model
 
-OutputSpec = Union[int, np.ndarray]
+OutputSpec = int | np.ndarray
 
 #: State tensors with one entry per output (axis 1), in STATE_NAMES.
 PER_OUTPUT_STATE = ("synthesis_carry", "extractor_hidden", "extractor_cell")
@@ -44,7 +44,9 @@ class Backend(Protocol):
 
     def reset(self, queries: np.ndarray | None) -> None: ...
 
-    def configure(self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None) -> None: ...
+    def configure(
+        self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None
+    ) -> None: ...
 
     def step(self, chunk: np.ndarray) -> np.ndarray: ...
 
@@ -79,7 +81,9 @@ class _StatefulBackend:
         self._state = {name: state[name].cpu().numpy() for name in STATE_NAMES}
         self._set_specs(specs)
 
-    def configure(self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None) -> None:
+    def configure(
+        self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None
+    ) -> None:
         """New outputs; output ``i`` keeps the per-output state of old output ``carry[i]``."""
         carry = list(carry) if carry is not None else [None] * len(outputs)
         if len(carry) != len(outputs):
@@ -96,7 +100,9 @@ class _StatefulBackend:
 
     def _set_specs(self, specs: list[OutputSpec]) -> None:
         self._specs = specs
-        self._eda_positions = np.array([i for i, s in enumerate(specs) if isinstance(s, int)], np.int64)
+        self._eda_positions = np.array(
+            [i for i, s in enumerate(specs) if isinstance(s, int)], np.int64
+        )
         self._eda_slots = np.array([s for s in specs if isinstance(s, int)], np.int64)
         cue_positions = [i for i, s in enumerate(specs) if not isinstance(s, int)]
         self._cue_positions = np.array(cue_positions, np.int64)

@@ -51,7 +51,9 @@ def run_file(
 
     ``on_start(engine)`` runs once the engine exists (e.g. to start a control server).
     """
-    config = EngineConfig(**{**config.__dict__, "device_rate_hz": rate_hz, "input_channels": audio.shape[0]})
+    config = EngineConfig(
+        **{**config.__dict__, "device_rate_hz": rate_hz, "input_channels": audio.shape[0]}
+    )
     engine = Engine(model, config, cues, mode)
     if on_start is not None:
         on_start(engine)

@@ -31,7 +31,9 @@ class Latency:
     device_rate_hz: int
     block_samples: int
     algorithmic_samples: float  # model window at the device rate
-    alignment_slack_samples: float  # subtracted: block/hop alignment (negative = rounding allowance)
+    alignment_slack_samples: (
+        float  # subtracted: block/hop alignment (negative = rounding allowance)
+    )
     safety_samples: int
     resampler_in_samples: float  # input resampler delay, in device samples
     resampler_out_samples: float

@@ -2,7 +2,7 @@
 
 Why soxr's variable-rate mode (``vr=True``): in its fixed-rate modes (QQ…VHQ) soxr emits output
 in bursts of its internal DFT blocks, so the output lags the input by an amount that swings with
-every call (HQ, 256-frame blocks: 106…641 samples at 44.1→16 kHz, 296…2546 at 16→44.1 kHz).
+every call (HQ, 256-frame blocks: 106…641 samples at 44.1→16 kHz, 308…2501 at 16→44.1 kHz).
 A real-time engine must budget for the worst case of that swing. The variable-rate mode lags by a
 constant amount instead (measured, in output samples, for any block size from 1 to 4096 frames):
 
@@ -11,8 +11,8 @@ rate (Hz)          constant lead       ``delay_samples``           fixed-rate HQ
 =================  ==================  =========================  ===========================
 44100 → 16000      219 (13.7 ms)       221.0 (13.8 ms)            106…641
 48000 → 16000      201 (12.6 ms)       203.0 (12.7 ms)            97…585
-16000 → 44100      662 (15.0 ms)       661.5 (15.0 ms)            296…2546
-16000 → 48000      720 (15.0 ms)       719.5 (15.0 ms)            292…1756
+16000 → 44100      662 (15.0 ms)       661.5 (15.0 ms)            308…2501
+16000 → 48000      720 (15.0 ms)       719.5 (15.0 ms)            308…1756
 =================  ==================  =========================  ===========================
 
 Its pass band is flat (±0.05 dB) to 0.45 × the lower rate and its stop band is below −110 dB; the

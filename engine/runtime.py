@@ -12,24 +12,28 @@ Output sample ``n`` is input sample ``n - latency.total_samples``, separated (se
 :mod:`rtsep.engine.latency`). When the worker falls behind, the output callback plays silence
 for what is missing and the worker later discards those stale samples, and a backlog of input
 beyond ``max_backlog_seconds`` is dropped unprocessed, so latency never grows: it is back to
-nominal as soon as compute keeps up again. Cue and mode changes are applied at a chunk
-boundary with an equal-power crossfade of one chunk.
+nominal as soon as compute keeps up again.
+
+Control goes through :attr:`Engine.control`, a :class:`~rtsep.engine.controllable.CueState`:
+the control thread (the ZeroMQ server, or the methods below) validates and encodes cues and
+swaps in a new snapshot; the worker reads the snapshot at every chunk boundary and applies a
+cue or mode change with an equal-power crossfade of one chunk, gains with a one-chunk ramp.
 """
 
 from __future__ import annotations
 
 import collections
-import math
-import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..bindings.protocol import ControlError
 from ..model import Model
 from .backends import OutputSpec, cue_outputs, eda_outputs, make_backend
+from .controllable import CueSnapshot, CueState
 from .latency import Latency, engine_latency
 from .resampler import StreamResampler
 from .ringbuffer import RingBuffer
@@ -56,19 +60,6 @@ class EngineConfig:
     birth_decodes: int = 3
     death_decodes: int = 25
     max_backlog_seconds: float = 0.25  # unprocessed input beyond this is dropped
-
-
-@dataclass
-class Request:
-    """A cue/mode change, encoded off the audio path, applied at the next chunk boundary."""
-
-    mode: str
-    cues: list[str]
-    queries: np.ndarray | None
-    received: float = field(default_factory=time.perf_counter)
-    applied: threading.Event = field(default_factory=threading.Event)
-    switch_ms: float = math.nan  # receipt → first output chunk computed with the change
-    audible_ms: float = math.nan  # receipt → that chunk reaches the output callback
 
 
 @dataclass
@@ -135,23 +126,33 @@ class Engine:
         self.stats = EngineStats(chunk_seconds=self.chunk_samples / rate)
         self.events: collections.deque = collections.deque(maxlen=256)
         self.levels_db = np.full(self.channels, -120.0)
-        self.gains_db = np.zeros(self.channels)
-        self.muted = np.zeros(self.channels, bool)
-        self.soloed = np.zeros(self.channels, bool)
         self._gain_now = np.ones(self.channels)
         self._tracker = self._new_tracker()
         self._fade_from: np.ndarray | None = None  # assignment to crossfade from, next chunk
         self._pending_model = np.zeros(0, np.float32)
         self._mix_delay = np.zeros(model.config.window_samples - self.hop, np.float32)
         self._trim = model.config.window_samples - self.hop  # leading raw samples before t = 0
-        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
-        self._plan = self._make_plan(mode, cues, self._queries_for(cues))
+        self.control = CueState(model.labels, self.channels, self._encode_cue)
+        received = time.monotonic_ns()
+        self.control.set_cues(cues, received)
+        self.control.set_mode(mode, received)
+        self._snapshot = self.control.snapshot()
+        self._plan = self._plan_for(self._snapshot)
         self.backend.configure(self._plan.specs)
+        self._announce_outputs()
+        self._reported = {name: 0 for name in ("deadline_misses", "overruns", "dropped_chunks")}
+        self.control.set_engine_info(
+            self.backend.name,
+            self.latency.total_ms,
+            sample_rate_hz=c.device_rate_hz,
+            block_samples=c.block_samples,
+            channels=self.channels,
+        )
         self._wake = threading.Event()
         self._running = False
         self._thread: threading.Thread | None = None
         self._stall_seconds = 0.0
-        self.switches: collections.deque = collections.deque(maxlen=1024)
+        self.switch_ms: collections.deque = collections.deque(maxlen=1024)
 
     # ----------------------------------------------------------------- audio thread
     def push_input(self, block: np.ndarray) -> None:
@@ -217,6 +218,7 @@ class Engine:
             drop = backlog - self.config.block_samples
             self._input.discard(drop)
             self.stats.dropped_samples += drop
+            self.stats.dropped_chunks += 1
             self._write_output(np.zeros((self.channels, drop), np.float32))
             backlog -= drop
         if backlog == 0:
@@ -239,8 +241,9 @@ class Engine:
         mixture = np.concatenate([self._mix_delay, chunk])
         self._mix_delay = mixture[chunk.size :]
         mixture = mixture[: chunk.size]  # aligned with the raw model output
-        request = self._next_request()
-        if request is None:
+        snapshot = self.control.snapshot()
+        changed = snapshot is not self._snapshot and not self._same_plan(snapshot)
+        if not changed:
             frames_before = self.backend.frame_index
             raw = self.backend.step(chunk)
             out = self._render(raw, mixture, self._plan)
@@ -250,24 +253,34 @@ class Engine:
                 self._fade_from = None
             self._track(frames_before)
         else:
-            out = self._switch(chunk, mixture, request)
-        out = self._apply_gains(out)
+            out = self._switch(chunk, mixture, snapshot)
+        out = self._apply_gains(out, snapshot)
         self.levels_db = 10 * np.log10(np.mean(out * out, axis=1) + 1e-12)
+        self.control.report_levels(tuple(self.levels_db.tolist()))
         self.stats.record_chunk(time.perf_counter() - started)
         if self._trim:
             cut = min(self._trim, out.shape[1])
             out = out[:, cut:]
             self._trim -= cut
         self._write_output(self._resample_out.process(np.ascontiguousarray(out, np.float32)))
-        if request is not None:
-            now = time.perf_counter()
-            request.switch_ms = 1000 * (now - request.received)
-            queued = self._output.available() / self.config.device_rate_hz
-            request.audible_ms = request.switch_ms + 1000 * queued
-            self.switches.append((request.switch_ms, request.audible_ms))
-            self.events.append({"event": "cues_applied", "mode": request.mode, "cues": request.cues,
-                                "switch_ms": request.switch_ms, "audible_ms": request.audible_ms})
-            request.applied.set()
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            queued_ns = int(1e9 * self._output.available() / self.config.device_rate_hz)
+            heard_ns = time.monotonic_ns() + queued_ns
+            self.control.mark_applied(snapshot, at_ns=heard_ns)
+            if changed:
+                self.switch_ms.append((heard_ns - snapshot.changed_ns) / 1e6)
+                self.events.append(
+                    {
+                        "event": "cues_applied",
+                        "mode": snapshot.mode,
+                        "cues": self.cues,
+                        "version": snapshot.version,
+                        "switch_ms": self.switch_ms[-1],
+                    }
+                )
+                self._announce_outputs()
+        self._report_counters()
 
     def _write_output(self, block: np.ndarray) -> None:
         debt = self._reader_skipped - self._writer_skipped
@@ -303,18 +316,20 @@ class Engine:
         result = self._tracker.update(self.backend.attractors, self.backend.existence)
         for channel, label in result.births:
             self.events.append({"event": "birth", "output": channel, "label": label})
+            self.control.source_born(channel, label)
         for channel, label in result.deaths:
             self.events.append({"event": "death", "output": channel, "label": label})
+            self.control.source_died(channel)
         if not np.array_equal(self._tracker.assignment, self._plan.assignment):
             self._fade_from = self._plan.assignment
             self._plan.assignment = self._tracker.assignment.copy()
 
-    def _switch(self, chunk: np.ndarray, mixture: np.ndarray, request: Request) -> np.ndarray:
+    def _switch(self, chunk: np.ndarray, mixture: np.ndarray, snapshot: CueSnapshot) -> np.ndarray:
         """Run old and new outputs side by side for one chunk and crossfade between them."""
         old = self._plan
-        if request.mode == "separate" and old.mode != "separate":
+        if snapshot.mode == "separate" and old.mode != "separate":
             self._tracker = self._new_tracker()
-        new = self._make_plan(request.mode, request.cues, request.queries)
+        new = self._plan_for(snapshot)
         n_old, n_new = len(old.specs), len(new.specs)
         self.backend.configure(old.specs + new.specs, carry=[*range(n_old), *([None] * n_new)])
         raw = self.backend.step(chunk)
@@ -325,42 +340,52 @@ class Engine:
         self._fade_from = None
         return _crossfade(before, after)
 
-    def _apply_gains(self, out: np.ndarray) -> np.ndarray:
-        target = 10 ** (self.gains_db / 20) * ~self.muted
-        if self.soloed.any():
-            target = target * self.soloed
+    def _apply_gains(self, out: np.ndarray, snapshot: CueSnapshot) -> np.ndarray:
+        target = np.asarray(snapshot.output_gains, dtype=np.float64)
         ramp = np.linspace(0.0, 1.0, out.shape[1], endpoint=False)
         gains = self._gain_now[:, None] + (target - self._gain_now)[:, None] * ramp
         self._gain_now = target
         return (out * gains).astype(np.float32)
 
     # ----------------------------------------------------------------- control
-    def request(self, mode: str | None = None, cues: Sequence[str] | None = None) -> Request:
-        """Queue a mode/cue change; cues are validated and encoded here, on the caller's thread.
+    def set_cues(self, cues: Sequence[str]) -> int:
+        """Change the cues (labels or free text; none = separate everything).
 
-        Raises :class:`rtsep.model.UnknownCueError` or ``ValueError`` and changes nothing on
-        bad input. Returns the :class:`Request`; its ``applied`` event is set once it is heard.
+        Cues are validated and encoded here, on the caller's thread; a bad cue raises
+        ``ValueError`` and changes nothing. Returns the control version to
+        :meth:`wait_applied` for.
         """
-        cues = list(self._plan.cues if cues is None else cues)
-        if mode is None:
-            mode = "separate" if not cues else ("extract" if self._plan.mode == "separate" else self._plan.mode)
-        self._check_mode(mode, cues)
-        request = Request(mode, cues, self._queries_for(cues))
-        self._requests.put(request)
-        self._wake.set()
-        return request
+        return self._control_call(self.control.set_cues, list(cues))["version"]
 
-    def set_gain(self, channel: int, db: float) -> None:
-        self._check_channel(channel)
-        self.gains_db[channel] = float(db)
+    def set_mode(self, mode: str) -> int:
+        """``separate``, ``extract`` or ``remove``; returns the control version."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        return self._control_call(self.control.set_mode, mode)["version"]
 
-    def set_mute(self, channel: int, muted: bool) -> None:
-        self._check_channel(channel)
-        self.muted[channel] = bool(muted)
+    def set_gain(self, channel: int, db: float) -> int:
+        return self._control_call(self.control.set_gain, channel, float(db))["version"]
 
-    def set_solo(self, channel: int, soloed: bool) -> None:
-        self._check_channel(channel)
-        self.soloed[channel] = bool(soloed)
+    def set_mute(self, channel: int, muted: bool) -> int:
+        return self._control_call(self.control.set_mute, channel, bool(muted))["version"]
+
+    def set_solo(self, channel: int, soloed: bool) -> int:
+        return self._control_call(self.control.set_solo, channel, bool(soloed))["version"]
+
+    def wait_applied(self, version: int, timeout_s: float = 5.0) -> bool:
+        """Wait until the worker has applied control ``version`` (needs a running stream)."""
+        deadline = time.monotonic() + timeout_s
+        while self._snapshot.version < version:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def _control_call(self, method, *args) -> dict:
+        try:
+            return method(*args, time.monotonic_ns())
+        except ControlError as error:
+            raise ValueError(error.message) from None
 
     @property
     def mode(self) -> str:
@@ -388,9 +413,14 @@ class Engine:
             "mode": self.mode,
             "cues": self.cues,
             "outputs": [
-                {"index": i, "label": label, "level_db": round(float(self.levels_db[i]), 1),
-                 "gain_db": float(self.gains_db[i]), "muted": bool(self.muted[i]),
-                 "solo": bool(self.soloed[i])}
+                {
+                    "index": i,
+                    "label": label,
+                    "level_db": round(float(self.levels_db[i]), 1),
+                    "gain_db": self._snapshot.gains_db[i],
+                    "muted": self._snapshot.muted[i],
+                    "solo": self._snapshot.soloed[i],
+                }
                 for i, label in enumerate(self.output_labels())
             ],
             "sources_found": self._tracker.live_count if self.mode == "separate" else None,
@@ -402,25 +432,49 @@ class Engine:
         }
 
     # ----------------------------------------------------------------- helpers
-    def _next_request(self) -> Request | None:
-        request = None
-        while True:  # only the newest pending change matters
-            try:
-                request = self._requests.get_nowait()
-            except queue.Empty:
-                return request
+    def _plan_for(self, snapshot: CueSnapshot) -> _Plan:
+        """Outputs and routing for a control snapshot. Without cues, ``extract`` outputs
+        silence and ``remove`` the mixture; ``separate`` ignores cues."""
+        cues = [cue.text for cue in snapshot.cues]
+        if snapshot.mode == "separate":
+            return _Plan("separate", cues, eda_outputs(self.model), self._tracker.assignment.copy())
+        queries = np.stack([cue.encoded for cue in snapshot.cues]) if cues else np.zeros((0, 1))
+        specs = cue_outputs(queries) if cues else []
+        assignment = np.arange(len(specs)) if snapshot.mode == "extract" else np.full(0, UNASSIGNED)
+        return _Plan(snapshot.mode, cues, specs, assignment)
 
-    def _make_plan(self, mode: str, cues: list[str], queries: np.ndarray | None) -> _Plan:
-        if mode == "separate":
-            specs = eda_outputs(self.model)
-            assignment = self._tracker.assignment.copy()
-        else:
-            specs = cue_outputs(queries)
-            assignment = np.arange(len(specs)) if mode == "extract" else np.full(0, UNASSIGNED)
-        return _Plan(mode, cues, specs, assignment)
+    def _same_plan(self, snapshot: CueSnapshot) -> bool:
+        return (
+            snapshot.mode == self._plan.mode and [c.text for c in snapshot.cues] == self._plan.cues
+        )
 
-    def _queries_for(self, cues: list[str]) -> np.ndarray | None:
-        return self.model.cue_queries(cues).cpu().numpy() if cues else None
+    def _encode_cue(self, text: str, kind: str) -> np.ndarray:
+        """CueState's encoder (control thread): the query ``[E]`` of one cue."""
+        self.model.validate_cue(text)
+        return self.model.cue_queries([text])[0].cpu().numpy()
+
+    def _announce_outputs(self) -> None:
+        """Tell the control state what each output carries after a cue or mode change."""
+        if self._plan.mode == "separate":
+            return
+        for channel, label in enumerate(self.output_labels()):
+            if label:
+                self.control.source_born(channel, label)
+            else:
+                self.control.source_died(channel)
+
+    def _report_counters(self) -> None:
+        """Forward new overload counts to the control state (the worker is its one writer)."""
+        current = {
+            "deadline_misses": self.stats.deadline_misses,
+            "overruns": self.stats.overruns,
+            "dropped_chunks": self.stats.dropped_chunks,
+        }
+        for name, value in current.items():
+            if value > self._reported[name]:
+                self.control.count(name, value - self._reported[name])
+                self._reported[name] = value
+        self.control.set_gauge("queue_depth_samples", self.stats.queue_depth_samples)
 
     def _channels_for(self, mode: str, cue_count: int) -> int:
         if mode == "separate":
@@ -441,10 +495,6 @@ class Engine:
             raise ValueError(f"{len(cues)} cues but only {limit} output channels")
         for cue in cues:
             self.model.validate_cue(cue)
-
-    def _check_channel(self, channel: int) -> None:
-        if not 0 <= channel < self.channels:
-            raise ValueError(f"output {channel} does not exist (0..{self.channels - 1})")
 
     def _new_tracker(self) -> AttractorTracker:
         c = self.config

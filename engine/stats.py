@@ -29,6 +29,7 @@ class EngineStats:
     underrun_samples: int = 0
     overruns: int = 0
     dropped_samples: int = 0
+    dropped_chunks: int = 0  # catch-up events (each drops a backlog of input)
     callbacks: int = 0
     queue_depth_samples: int = 0
     compute_seconds_total: float = 0.0
@@ -50,6 +51,7 @@ class EngineStats:
         with self._lock:
             self.chunks = self.late_chunks = self.deadline_misses = 0
             self.underrun_samples = self.overruns = self.dropped_samples = self.callbacks = 0
+            self.dropped_chunks = 0
             self.compute_seconds_total = 0.0
 
     def snapshot(self) -> dict:
@@ -68,6 +70,7 @@ class EngineStats:
             "underrun_samples": self.underrun_samples,
             "overruns": self.overruns,
             "dropped_samples": self.dropped_samples,
+            "dropped_chunks": self.dropped_chunks,
             "callbacks": self.callbacks,
             "queue_depth_samples": self.queue_depth_samples,
             "chunk_ms": 1000.0 * self.chunk_seconds,
@@ -75,7 +78,9 @@ class EngineStats:
             "compute_ms_p99": float(p99),
             "compute_ms_max": peak,
             "real_time_factor": (
-                self.compute_seconds_total / (self.chunks * self.chunk_seconds) if self.chunks else 0.0
+                self.compute_seconds_total / (self.chunks * self.chunk_seconds)
+                if self.chunks
+                else 0.0
             ),
             "compute_ms_histogram": {
                 "edges_ms": list(HISTOGRAM_EDGES_MS),

@@ -36,7 +36,9 @@ class Streamer:
         threads: int = 1,
     ) -> None:
         self.model = model
-        self.backend = make_backend(model, backend, threads) if isinstance(backend, str) else backend
+        self.backend = (
+            make_backend(model, backend, threads) if isinstance(backend, str) else backend
+        )
         self.cues = list(cues) if cues else None
         queries = model.cue_queries(self.cues).cpu().numpy() if self.cues else None
         self.backend.reset(queries)

@@ -122,9 +122,9 @@ class AttractorTracker:
                     if channel.alive:
                         events.deaths.append((index, channel.label))
                     self.channels[index] = Channel()
-        self.assignment = np.where(
-            [c.alive for c in self.channels], assignment, UNASSIGNED
-        ).astype(np.int64)
+        self.assignment = np.where([c.alive for c in self.channels], assignment, UNASSIGNED).astype(
+            np.int64
+        )
         return events
 
     def _absorb(self, channel: Channel, attractor: np.ndarray) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "default_config.toml"
 

@@ -25,7 +25,9 @@ def noise(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
 def lag_of(output: np.ndarray, reference: np.ndarray, search: int = 64) -> int:
     """Lag (samples) that best aligns ``output`` with ``reference``."""
     core = slice(search, reference.size - search)
-    scores = [np.dot(output[core], np.roll(reference, lag)[core]) for lag in range(-search, search + 1)]
+    scores = [
+        np.dot(output[core], np.roll(reference, lag)[core]) for lag in range(-search, search + 1)
+    ]
     return int(np.argmax(scores)) - search
 
 
@@ -34,8 +36,13 @@ def test_file_output_equals_model_separate_for_every_block_size(model, backend):
     mixture = noise(1.0, 16000)
     reference = model.separate(mixture[0], ["speech", "music"]).sources
     for block in (32, 100, 128, 256, 1000, 4096):
-        run = run_file(model, mixture, 16000, EngineConfig(block_samples=block, backend=backend),
-                       ["speech", "music"])
+        run = run_file(
+            model,
+            mixture,
+            16000,
+            EngineConfig(block_samples=block, backend=backend),
+            ["speech", "music"],
+        )
         assert run.outputs.shape == reference.shape
         error = np.abs(run.outputs - reference).max() / np.abs(reference).max()
         assert error < 1e-4, f"block {block}: {error}"
@@ -78,12 +85,16 @@ def test_a_stall_in_the_worker_drops_stale_audio_and_latency_returns_to_nominal(
 
         threading.Timer(0.5, engine.stall, args=(0.3,)).start()
 
-    run = run_file(model, mixture, rate, config, ["env"], realtime=True,
-                   on_start=stall_after_half_a_second)
+    run = run_file(
+        model, mixture, rate, config, ["env"], realtime=True, on_start=stall_after_half_a_second
+    )
     stats = run.engine.stats.snapshot()
     assert stats["deadline_misses"] > 0
     assert stats["underrun_samples"] >= 0.2 * rate  # most of the stall was played as silence
-    assert stats["queue_depth_samples"] < 2 * config.block_samples  # caught up: no backlog
+    # The backlog is bounded by design, whatever the load on the machine.
+    assert (
+        stats["queue_depth_samples"] <= config.max_backlog_seconds * rate + 2 * config.block_samples
+    )
     # After the stall the output is aligned with the input again, at the nominal latency.
     tail = slice(int(1.5 * rate), int(2.8 * rate))
     total = run.outputs.sum(axis=0)
@@ -93,31 +104,35 @@ def test_a_stall_in_the_worker_drops_stale_audio_and_latency_returns_to_nominal(
 def test_cue_change_is_applied_at_a_chunk_boundary_and_measured(model):
     rate = 16000
     mixture = noise(2.0, rate, seed=9)
-    requests = []
+    versions = []
 
     def change_cues_soon(engine):
         import threading
 
-        threading.Timer(0.5, lambda: requests.append(engine.request(cues=["music"]))).start()
+        threading.Timer(0.5, lambda: versions.append(engine.set_cues(["music"]))).start()
 
     config = EngineConfig(block_samples=128, backend="onnxruntime")
-    run = run_file(model, mixture, rate, config, ["speech"], realtime=True, on_start=change_cues_soon)
-    assert requests and requests[0].applied.is_set()
+    run = run_file(
+        model, mixture, rate, config, ["speech"], realtime=True, on_start=change_cues_soon
+    )
+    assert versions and run.engine.wait_applied(versions[0], timeout_s=0)
     assert run.engine.cues == ["music"]
-    assert 0 < requests[0].switch_ms < 1000
     applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
-    assert applied and applied[0]["cues"] == ["music"]
+    assert len(applied) == 1 and applied[0]["cues"] == ["music"]
+    # Receipt to audible: at most a chunk of waiting, the chunk itself and the output queue.
+    assert 0 < applied[0]["switch_ms"] < 1000 * run.engine.latency.total_samples / rate + 100
 
 
 def test_bad_requests_change_nothing(model):
     from rtsep.engine.runtime import Engine
-    from rtsep.model import UnknownCueError
 
     engine = Engine(model, EngineConfig(backend="torch"), ["speech"])
-    with pytest.raises(UnknownCueError):
-        engine.request(cues=["label:violin"])
-    with pytest.raises(ValueError):
-        engine.request(mode="dance")
+    version = engine.control.snapshot().version
+    with pytest.raises(ValueError, match="violin"):
+        engine.set_cues(["label:violin"])
+    with pytest.raises(ValueError, match="dance"):
+        engine.set_mode("dance")
     with pytest.raises(ValueError):
         engine.set_gain(7, -6.0)
+    assert engine.control.snapshot().version == version
     assert engine.cues == ["speech"] and engine.mode == "extract"

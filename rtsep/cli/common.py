@@ -8,8 +8,15 @@ from ..config import load_config, with_flags
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", dest="model_path", metavar="PATH", help="checkpoint (.pt); default: the shipped weights")
-    parser.add_argument("--device", dest="model_device", metavar="DEV", help="torch device: cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--model",
+        dest="model_path",
+        metavar="PATH",
+        help="checkpoint (.pt); default: the shipped weights",
+    )
+    parser.add_argument(
+        "--device", dest="model_device", metavar="DEV", help="torch device: cpu, cuda, cuda:N"
+    )
 
 
 def effective_config(args: argparse.Namespace) -> dict:
@@ -30,4 +37,8 @@ def load_configured_model(config: dict):
 
 
 def untrained_warning(model) -> str:
-    return "" if model.trained else "WARNING: untrained model (random weights): outputs are not separations\n"
+    return (
+        ""
+        if model.trained
+        else "WARNING: untrained model (random weights): outputs are not separations\n"
+    )

@@ -10,7 +10,9 @@ from .common import add_model_options, effective_config, load_configured_model, 
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    info = commands.add_parser("info", help="print the model's rate, hop, latency, size and compute")
+    info = commands.add_parser(
+        "info", help="print the model's rate, hop, latency, size and compute"
+    )
     add_model_options(info)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=run_info)
@@ -20,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     export = commands.add_parser("export", help="export the streaming step graph to ONNX")
     add_model_options(export)
-    export.add_argument("--onnx", required=True, metavar="PATH", help="where to write the .onnx file")
+    export.add_argument(
+        "--onnx", required=True, metavar="PATH", help="where to write the .onnx file"
+    )
     export.set_defaults(run=run_export)
 
 
@@ -58,15 +62,24 @@ def run_info(args: argparse.Namespace) -> int:
     print(untrained_warning(model), end="")
     print(f"sample rate        {facts['sample_rate_hz']} Hz")
     print(f"hop                {facts['hop_samples']} samples ({facts['hop_ms']:.1f} ms)")
-    print(f"latency            {facts['latency_samples']} samples ({facts['latency_ms']:.1f} ms, algorithmic)")
+    print(
+        f"latency            {facts['latency_samples']} samples "
+        f"({facts['latency_ms']:.1f} ms, algorithmic)"
+    )
     print(f"parameters         {facts['parameters']:,}")
-    print(f"compute            {facts['mmacs_per_second_one_output']} M MAC/s with one cue, "
-          f"{facts['mmacs_per_second_eda']} M MAC/s separating {facts['max_sources']} slots")
+    print(
+        f"compute            {facts['mmacs_per_second_one_output']} M MAC/s with one cue, "
+        f"{facts['mmacs_per_second_eda']} M MAC/s separating {facts['max_sources']} slots"
+    )
     print(f"labels             {', '.join(facts['labels'])}")
-    print(f"sources (EDA)      up to {facts['max_sources']}, attractors every "
-          f"{facts['attractor_interval_hops']} hops")
+    print(
+        f"sources (EDA)      up to {facts['max_sources']}, attractors every "
+        f"{facts['attractor_interval_hops']} hops"
+    )
     if "training_steps" in facts:
-        print(f"training           {facts['training_steps']} steps; validation {facts['validation']}")
+        print(
+            f"training           {facts['training_steps']} steps; validation {facts['validation']}"
+        )
     return 0
 
 
@@ -80,5 +93,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     model = load_configured_model(effective_config(args))
     path = export_onnx(model, args.onnx)
-    print(f"wrote {path} (step graph: one hop of {model.hop_samples} samples, state as inputs/outputs)")
+    print(
+        f"wrote {path} (step graph: one hop of {model.hop_samples} samples, "
+        "state as inputs/outputs)"
+    )
     return 0

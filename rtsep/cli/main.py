@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import info_cmd, separate_cmd, train_cmd
+from . import control_cmd, info_cmd, separate_cmd, train_cmd
 
-COMMANDS = (separate_cmd, info_cmd, train_cmd)
+COMMANDS = (separate_cmd, control_cmd, info_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

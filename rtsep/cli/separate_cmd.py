@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import add_model_options, effective_config, load_configured_model, untrained_warning
+from .control_cmd import add_control_options, start_control
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example_mix.flac"
 
@@ -24,9 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "cues). Outputs have the input's rate and length, sample-aligned with it; report.json "
         "says what was found.",
     )
-    separate.add_argument("mix", help="input audio file (any format libsndfile reads; downmixed to mono)")
+    separate.add_argument(
+        "mix", help="input audio file (any format libsndfile reads; downmixed to mono)"
+    )
     separate.add_argument("--out", metavar="DIR", help="output folder (default: <mix name>_stems)")
     add_engine_options(separate)
+    add_control_options(separate)
     separate.set_defaults(run=run_separate)
 
     demo = commands.add_parser(
@@ -36,23 +40,43 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the engine twice: separating every source found, then extracting by label cues. "
         "Writes the stems and a PNG of spectrograms.",
     )
-    demo.add_argument("--out", metavar="DIR", default="rtsep-demo", help="output folder (default: rtsep-demo)")
+    demo.add_argument(
+        "--out", metavar="DIR", default="rtsep-demo", help="output folder (default: rtsep-demo)"
+    )
     add_model_options(demo)
     demo.add_argument("--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime"))
     demo.set_defaults(run=run_demo)
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cue", action="append", dest="cues", metavar="CUE",
-                        help="a label (speech, music, env) or free text; repeat for several")
-    parser.add_argument("--mode", choices=("separate", "extract", "remove"),
-                        help="default: extract with cues, separate without")
-    parser.add_argument("--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime"))
-    parser.add_argument("--blocksize", dest="engine_blocksize", type=int, metavar="FRAMES",
-                        help="host block size, 32..4096 frames")
+    parser.add_argument(
+        "--cue",
+        action="append",
+        dest="cues",
+        metavar="CUE",
+        help="a label (speech, music, env) or free text; repeat for several",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("separate", "extract", "remove"),
+        help="default: extract with cues, separate without",
+    )
+    parser.add_argument(
+        "--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime")
+    )
+    parser.add_argument(
+        "--blocksize",
+        dest="engine_blocksize",
+        type=int,
+        metavar="FRAMES",
+        help="host block size, 32..4096 frames",
+    )
     parser.add_argument("--threads", dest="engine_threads", type=int, help="backend CPU threads")
-    parser.add_argument("--realtime", action="store_true",
-                        help="pace the file at the audio rate, as a live device would")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace the file at the audio rate, as a live device would",
+    )
     add_model_options(parser)
 
 
@@ -73,8 +97,17 @@ def engine_config_from(config: dict, **overrides):
     )
 
 
-def separate_to_folder(model, mix_path: Path, out_dir: Path, cues, mode, config: dict,
-                       realtime: bool = False, progress: bool = True) -> dict:
+def separate_to_folder(
+    model,
+    mix_path: Path,
+    out_dir: Path,
+    cues,
+    mode,
+    config: dict,
+    realtime: bool = False,
+    progress: bool = True,
+    on_start=None,
+) -> dict:
     """Run one file through the engine and write stems + report.json; returns the report."""
     from ..engine.file_io import read_audio, write_audio
     from ..engine.file_runner import active_seconds, run_file
@@ -85,14 +118,28 @@ def separate_to_folder(model, mix_path: Path, out_dir: Path, cues, mode, config:
     _check_writable(out_dir)
     extracting = bool(cues) and mode != "separate"
     engine_config = engine_config_from(config, residual=extracting and mode != "remove")
-    run = run_file(model, audio, rate, engine_config, cues or None, mode,
-                   realtime=realtime, progress=progress and audio.shape[1] > 5 * rate)
+    run = run_file(
+        model,
+        audio,
+        rate,
+        engine_config,
+        cues or None,
+        mode,
+        realtime=realtime,
+        progress=progress and audio.shape[1] > 5 * rate,
+        on_start=on_start,
+    )
     sources = []
     names = _file_names(run, extracting)
     for channel, name in names:
         write_audio(out_dir / name, run.outputs[channel : channel + 1], rate, subtype="FLOAT")
-        sources.append({"file": name, "label": run.labels[channel],
-                        "active_seconds": round(active_seconds(run.outputs[channel], rate), 3)})
+        sources.append(
+            {
+                "file": name,
+                "label": run.labels[channel],
+                "active_seconds": round(active_seconds(run.outputs[channel], rate), 3),
+            }
+        )
     stats = run.engine.stats.snapshot()
     audio_seconds = audio.shape[1] / rate
     report = {
@@ -137,7 +184,9 @@ def _check_writable(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".rtsep-write-test"):
             pass
     except OSError as error:
-        raise OSError(f"cannot write to output folder {folder}: {error.strerror or error}") from None
+        raise OSError(
+            f"cannot write to output folder {folder}: {error.strerror or error}"
+        ) from None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -149,9 +198,14 @@ def _write_json(path: Path, data: dict) -> None:
 def _describe(report: dict, out_dir: Path) -> str:
     lines = [f"{report['mode']}: {len(report['sources'])} output(s) in {out_dir}/"]
     for source in report["sources"]:
-        lines.append(f"  {source['file']:<14} {source['label'] or '-':<28} active {source['active_seconds']:.2f} s")
-    lines.append(f"  latency {report['latency_samples']:g} samples ({report['latency_ms']:.1f} ms), "
-                 f"real-time factor {report['rtf']:.3f} ({report['backend']}, one thread)")
+        lines.append(
+            f"  {source['file']:<14} {source['label'] or '-':<28} "
+            f"active {source['active_seconds']:.2f} s"
+        )
+    lines.append(
+        f"  latency {report['latency_samples']:g} samples ({report['latency_ms']:.1f} ms), "
+        f"real-time factor {report['rtf']:.3f} ({report['backend']}, one thread)"
+    )
     return "\n".join(lines)
 
 
@@ -163,10 +217,26 @@ def run_separate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else mix.with_name(mix.stem + "_stems")
     model = load_configured_model(config)
     print(untrained_warning(model), end="")
+    if args.control is not None and not args.realtime:
+        raise ValueError("--control needs --realtime (an unpaced file finishes before any command)")
+    servers = []
     try:
-        report = separate_to_folder(model, mix, out_dir, args.cues, args.mode, config, args.realtime)
+        report = separate_to_folder(
+            model,
+            mix,
+            out_dir,
+            args.cues,
+            args.mode,
+            config,
+            args.realtime,
+            on_start=lambda engine: servers.append(start_control(engine, args, config)),
+        )
     except AudioFileError as error:
         raise ValueError(str(error)) from None
+    finally:
+        for server in servers:
+            if server is not None:
+                server.stop()
     print(_describe(report, out_dir))
     return 0
 
@@ -177,10 +247,14 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     print(untrained_warning(model), end="")
     print(f"example: {EXAMPLE.name} (8 s at 16 kHz: speech, music, crow calls; CC-BY-SA-3.0)")
-    found = separate_to_folder(model, EXAMPLE, out_dir / "sources", None, None, config, progress=False)
+    found = separate_to_folder(
+        model, EXAMPLE, out_dir / "sources", None, None, config, progress=False
+    )
     print(_describe(found, out_dir / "sources"))
     cues = ["speech", "music", "env"]
-    extracted = separate_to_folder(model, EXAMPLE, out_dir / "cues", cues, "extract", config, progress=False)
+    extracted = separate_to_folder(
+        model, EXAMPLE, out_dir / "cues", cues, "extract", config, progress=False
+    )
     print(_describe(extracted, out_dir / "cues"))
     png = out_dir / "demo.png"
     _plot(png, [(out_dir / "sources", found), (out_dir / "cues", extracted)])
@@ -203,7 +277,9 @@ def _plot(path: Path, runs) -> None:
             panels.append((f"{folder.name}/{source['file']}  {source['label']}", audio))
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.6 * len(panels)), sharex=True)
     for axis, (title, audio) in zip(np.atleast_1d(axes), panels):
-        axis.specgram(audio + 1e-7, NFFT=256, Fs=rate, noverlap=128, cmap="magma", vmin=-120, vmax=-20)
+        axis.specgram(
+            audio + 1e-7, NFFT=256, Fs=rate, noverlap=128, cmap="magma", vmin=-120, vmax=-20
+        )
         axis.set_title(title, fontsize=8, loc="left")
         axis.set_ylabel("Hz", fontsize=7)
     np.atleast_1d(axes)[-1].set_xlabel("seconds")

@@ -12,10 +12,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Two-stage training (separation + EDA, then joint separation + extraction). "
         "Re-running with the same run folder resumes from its last checkpoint.",
     )
-    train.add_argument("--settings", metavar="TOML", help="training settings file (see rtsep/train/settings.py)")
+    train.add_argument(
+        "--settings", metavar="TOML", help="training settings file (see rtsep/train/settings.py)"
+    )
     train.add_argument("--corpus", help="corpus folder with manifest.csv")
     train.add_argument("--run-dir", help="run folder (checkpoints, log.jsonl, curves.png)")
-    train.add_argument("--init", help="start from a checkpoint, or 'shipped' for the packaged weights")
+    train.add_argument(
+        "--init", help="start from a checkpoint, or 'shipped' for the packaged weights"
+    )
     train.add_argument("--stage1-steps", type=int)
     train.add_argument("--stage2-steps", type=int)
     train.add_argument("--batch-size", type=int)

@@ -39,7 +39,11 @@ class TextEncoder:
             if missing:
                 for text, vector in zip(missing, self._run(missing)):
                     self._cache[text] = vector
-            return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, EMBEDDING_DIM), np.float32)
+            return (
+                np.stack([self._cache[t] for t in texts])
+                if texts
+                else np.zeros((0, EMBEDDING_DIM), np.float32)
+            )
 
     def cached(self, text: str) -> bool:
         return text in self._cache

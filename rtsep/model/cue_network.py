@@ -24,7 +24,9 @@ class CueEmbedder(nn.Module):
         super().__init__()
         self.labels = nn.Embedding(label_count, embedding_dim)
         self.text = nn.Sequential(
-            nn.Linear(text_dim, 2 * embedding_dim), nn.GELU(), nn.Linear(2 * embedding_dim, embedding_dim)
+            nn.Linear(text_dim, 2 * embedding_dim),
+            nn.GELU(),
+            nn.Linear(2 * embedding_dim, embedding_dim),
         )
 
     def embed_labels(self, label_ids: torch.Tensor) -> torch.Tensor:

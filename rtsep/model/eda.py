@@ -37,7 +37,8 @@ class AttractorNetwork(nn.Module):
         Args:
             summary: ``[m, embedding_dim]``.
         Returns:
-            ``(attractors [m, max_sources + 1, embedding_dim], existence_logits [m, max_sources + 1])``.
+            ``(attractors [m, max_sources + 1, embedding_dim],
+            existence_logits [m, max_sources + 1])``.
         """
         steps = self.max_sources + 1
         zeros = summary.new_zeros(summary.shape[0], steps, summary.shape[1])

@@ -127,7 +127,10 @@ class Model:
     def attractor_labels(self, attractors: torch.Tensor) -> list[str]:
         """Best-matching label (cosine similarity) for each attractor row ``[n, E]``."""
         table = self.network.cues.labels.weight
-        similarity = torch.nn.functional.normalize(attractors, dim=-1) @ torch.nn.functional.normalize(table, dim=-1).T
+        similarity = (
+            torch.nn.functional.normalize(attractors, dim=-1)
+            @ torch.nn.functional.normalize(table, dim=-1).T
+        )
         return [self.labels[i] for i in similarity.argmax(-1).tolist()]
 
     # ----------------------------------------------------------------- separation

@@ -98,7 +98,9 @@ class SeparationNetwork(nn.Module):
         existence = existence.unflatten(0, grid.shape[:2])
         if queries is None:
             # Frame t uses the attractors of the last grid frame before t (zeros at t = 0).
-            held = attractors[:, :, : c.max_sources].repeat_interleave(c.attractor_interval_hops, dim=1)
+            held = attractors[:, :, : c.max_sources].repeat_interleave(
+                c.attractor_interval_hops, dim=1
+            )
             frame_queries = torch.cat([torch.zeros_like(held[:, :1]), held[:, : frames - 1]], dim=1)
         else:
             frame_queries = queries.unsqueeze(1)
@@ -121,14 +123,20 @@ class SeparationNetwork(nn.Module):
         return {
             "input_history": torch.zeros(batch, history, device=device),
             "synthesis_carry": torch.zeros(batch, outputs, history, device=device),
-            "separator_hidden": torch.zeros(c.separator_layers, batch, c.feature_dim, device=device),
+            "separator_hidden": torch.zeros(
+                c.separator_layers, batch, c.feature_dim, device=device
+            ),
             "separator_cell": torch.zeros(c.separator_layers, batch, c.feature_dim, device=device),
             "eda_hidden": torch.zeros(1, batch, e, device=device),
             "eda_cell": torch.zeros(1, batch, e, device=device),
             "attractors": torch.zeros(batch, s, e, device=device),
             "existence_logits": torch.zeros(batch, s, device=device),
-            "extractor_hidden": torch.zeros(c.extractor_layers, batch * outputs, c.feature_dim, device=device),
-            "extractor_cell": torch.zeros(c.extractor_layers, batch * outputs, c.feature_dim, device=device),
+            "extractor_hidden": torch.zeros(
+                c.extractor_layers, batch * outputs, c.feature_dim, device=device
+            ),
+            "extractor_cell": torch.zeros(
+                c.extractor_layers, batch * outputs, c.feature_dim, device=device
+            ),
             "frame_index": torch.zeros(1, dtype=torch.int64, device=device),
         }
 

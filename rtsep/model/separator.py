@@ -33,7 +33,8 @@ class CausalSeparator(nn.Module):
     def forward(
         self, magnitude: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Args: ``magnitude [batch, frames, bins]``, ``hidden``/``cell [layers, batch, feature_dim]``.
+        """Args: ``magnitude [batch, frames, bins]``; ``hidden`` and ``cell`` are
+        ``[layers, batch, feature_dim]``.
 
         Returns ``(features [batch, frames, feature_dim], hidden, cell)``.
         """

@@ -33,17 +33,30 @@ class CausalStft(nn.Module):
         window = torch.hann_window(window_samples, periodic=True, dtype=torch.float64).sqrt()
         bins = window_samples // 2 + 1
         time = torch.arange(window_samples, dtype=torch.float64)
-        angle = 2 * torch.pi * torch.outer(time, torch.arange(bins, dtype=torch.float64)) / window_samples
+        angle = (
+            2
+            * torch.pi
+            * torch.outer(time, torch.arange(bins, dtype=torch.float64))
+            / window_samples
+        )
         # Analysis: windowed frame [.., window] @ [window, bins] → real / imag parts.
-        self.register_buffer("analysis_real", (window[:, None] * torch.cos(angle)).float(), persistent=False)
-        self.register_buffer("analysis_imag", (-window[:, None] * torch.sin(angle)).float(), persistent=False)
+        self.register_buffer(
+            "analysis_real", (window[:, None] * torch.cos(angle)).float(), persistent=False
+        )
+        self.register_buffer(
+            "analysis_imag", (-window[:, None] * torch.sin(angle)).float(), persistent=False
+        )
         # Synthesis: inverse real DFT (Hermitian weights 1, 2, …, 2, 1) times the window.
         weight = torch.full((bins,), 2.0, dtype=torch.float64)
         weight[0] = 1.0
         weight[-1] = 1.0
         scale = weight[:, None] / window_samples * window[None, :]
-        self.register_buffer("synthesis_real", (scale * torch.cos(angle.T)).float(), persistent=False)
-        self.register_buffer("synthesis_imag", (-scale * torch.sin(angle.T)).float(), persistent=False)
+        self.register_buffer(
+            "synthesis_real", (scale * torch.cos(angle.T)).float(), persistent=False
+        )
+        self.register_buffer(
+            "synthesis_imag", (-scale * torch.sin(angle.T)).float(), persistent=False
+        )
 
     @property
     def history_samples(self) -> int:
@@ -65,10 +78,15 @@ class CausalStft(nn.Module):
         return frames @ self.analysis_real, frames @ self.analysis_imag
 
     def synthesise(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
-        """Windowed time frames of a spectrum: ``[..., frames, bins]`` ×2 → ``[..., frames, window]``."""
+        """Windowed time frames of a spectrum.
+
+        ``real``, ``imag``: ``[..., frames, bins]`` → ``[..., frames, window]``.
+        """
         return real @ self.synthesis_real + imag @ self.synthesis_imag
 
-    def overlap_add(self, frames: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def overlap_add(
+        self, frames: torch.Tensor, carry: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Overlap-add windowed frames onto the tail left by the previous call.
 
         Args:

@@ -47,7 +47,9 @@ def onset_ordered_pit(
         is the source assigned to output ``k``.
     """
     batch, slots, _ = pairwise.shape
-    perms = torch.tensor(list(itertools.permutations(range(slots))), device=pairwise.device)  # [P, S]
+    perms = torch.tensor(
+        list(itertools.permutations(range(slots))), device=pairwise.device
+    )  # [P, S]
     real = torch.arange(slots, device=pairwise.device)[None, :] < count[:, None]  # [B, S]
     # cost[b, p] = sum_k real[k] * pairwise[b, k, perm[p, k]]
     gathered = pairwise[:, torch.arange(slots)[None, :], perms]  # [B, P, S]
@@ -77,7 +79,10 @@ def existence_loss(existence_logits: torch.Tensor, heard: torch.Tensor) -> torch
 
 
 def alignment_loss(
-    embeddings: torch.Tensor, label_ids: torch.Tensor, label_table: torch.Tensor, temperature: float = 0.1
+    embeddings: torch.Tensor,
+    label_ids: torch.Tensor,
+    label_table: torch.Tensor,
+    temperature: float = 0.1,
 ) -> torch.Tensor:
     """MSE + InfoNCE between embeddings ``[M, E]`` and their labels' embeddings.
 

@@ -89,7 +89,10 @@ class Trainer:
         if cache.exists():
             return torch.load(cache)
         encoder = shared_text_encoder()
-        table = [torch.from_numpy(encoder.encode(list(TRAINING_PHRASINGS[label]))) for label in self.labels]
+        table = [
+            torch.from_numpy(encoder.encode(list(TRAINING_PHRASINGS[label])))
+            for label in self.labels
+        ]
         torch.save(table, cache)
         return table
 
@@ -117,7 +120,9 @@ class Trainer:
             num_workers=1,
             prefetch_factor=4,
         )
-        bar = tqdm(loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05)
+        bar = tqdm(
+            loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05
+        )
         started = time.time()
         for batch in bar:
             stage = 1 if self.step < s.stage1_steps else 2
@@ -159,7 +164,12 @@ class Trainer:
         slot_labels = torch.gather(batch["label_ids"], 1, permutation)
         alignment = alignment_loss(final[real], slot_labels[real], net.cues.labels.weight)
         total = separation.mean() + s.existence_weight * existence + s.alignment_weight * alignment
-        return {"total": total, "separation": separation.mean(), "existence": existence, "alignment": alignment}
+        return {
+            "total": total,
+            "separation": separation.mean(),
+            "existence": existence,
+            "alignment": alignment,
+        }
 
     def _heard_counts(self, onsets: torch.Tensor, grid_points: int) -> torch.Tensor:
         """``[B, G]``: sources begun by the end of the frame each attractor is decoded from."""
@@ -232,7 +242,13 @@ class Trainer:
                     targets[b, k] = batch["sources"][b, : len(ids)][ids == label].sum(0)
                 table = self.phrasings[label]
                 text[b, k] = table[int(rng.integers(len(table)))]
-        return {"label_ids": label_ids, "present": present, "is_text": is_text, "text": text, "targets": targets}
+        return {
+            "label_ids": label_ids,
+            "present": present,
+            "is_text": is_text,
+            "text": text,
+            "targets": targets,
+        }
 
     # ----------------------------------------------------------------- bookkeeping
     @torch.no_grad()
@@ -247,8 +263,12 @@ class Trainer:
             length = out.sources.shape[-1]
             targets = batch["sources"][..., :length]
             mixture = batch["mixture"][:, None, :length]
-            baseline = -torch.diagonal(pairwise_neg_si_snr(mixture.expand_as(targets), targets), dim1=1, dim2=2)
-            loss, _ = onset_ordered_pit(pairwise_neg_si_snr(out.sources, targets), batch["count"], batch["onsets"])
+            baseline = -torch.diagonal(
+                pairwise_neg_si_snr(mixture.expand_as(targets), targets), dim1=1, dim2=2
+            )
+            loss, _ = onset_ordered_pit(
+                pairwise_neg_si_snr(out.sources, targets), batch["count"], batch["onsets"]
+            )
             n = int(batch["count"][0])
             if n >= 2:  # a one-source "mixture" is its own source: no improvement to measure
                 eda_gain.append(float(-loss[0] - baseline[0, :n].mean()))
@@ -260,8 +280,12 @@ class Trainer:
                     ids = torch.tensor([self.labels.index(label)])
                     query = self.network.cues.embed_labels(ids)[None]
                     estimate = self.network(batch["mixture"], query).sources
-                    target = torch.from_numpy(item.sources[[lab == label for lab in item.labels]].sum(0))[None, None, :length]
-                    gain = -pairwise_neg_si_snr(estimate, target) + pairwise_neg_si_snr(mixture, target)
+                    target = torch.from_numpy(
+                        item.sources[[lab == label for lab in item.labels]].sum(0)
+                    )[None, None, :length]
+                    gain = -pairwise_neg_si_snr(estimate, target) + pairwise_neg_si_snr(
+                        mixture, target
+                    )
                     cue_gain.append(float(gain))
         self.network.train()
         scores = {

@@ -1,0 +1,106 @@
+"""``rtsep ctl``, ``rtsep keys`` and ``rtsep bridge``; the ``--control`` options of the
+commands that run an engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    ctl = commands.add_parser(
+        "ctl",
+        help="send a command to a running engine (rtsep ctl --help for the list)",
+        add_help=False,
+        prefix_chars="\0",  # every argument, --help included, goes to the client's own parser
+    )
+    ctl.add_argument("argv", nargs=argparse.REMAINDER)
+    ctl.set_defaults(run=lambda args: _ctl(args.argv))
+
+    keys = commands.add_parser("keys", help="CURVE keys for a control server bound beyond loopback")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    generate = key_commands.add_parser(
+        "generate",
+        help="create the server key pair (kept if present) and one authorised client key pair",
+    )
+    generate.add_argument("folder", help="key folder (pass it to --keys on the server and client)")
+    generate.add_argument("--client", default="client", help="client name (default: client)")
+    generate.set_defaults(run=_generate_keys)
+
+    bridge = commands.add_parser(
+        "bridge",
+        help="bridge a DAW or controller protocol to the control channel",
+    )
+    kinds = bridge.add_subparsers(dest="bridge_kind", metavar="KIND", required=True)
+    osc = kinds.add_parser(
+        "osc", help="OSC bridge (rtsep bridge osc --help)", add_help=False, prefix_chars="\0"
+    )
+    osc.add_argument("argv", nargs=argparse.REMAINDER)
+    osc.set_defaults(run=lambda args: _osc(args.argv))
+
+
+def _ctl(argv: list[str]) -> int:
+    from ..bindings.client import ctl_main
+
+    return ctl_main(argv)
+
+
+def _osc(argv: list[str]) -> int:
+    from ..bindings.osc_bridge import osc_main
+
+    return osc_main(argv)
+
+
+def _generate_keys(args: argparse.Namespace) -> int:
+    from ..bindings.protocol import generate_keys
+
+    files = generate_keys(args.folder, client_name=args.client)
+    print(f"keys in {args.folder}: {files}")
+    return 0
+
+
+def add_control_options(parser: argparse.ArgumentParser) -> None:
+    """``--control [ENDPOINT]`` and friends, for commands that run an engine."""
+    group = parser.add_argument_group("control channel (ZeroMQ)")
+    group.add_argument(
+        "--control",
+        nargs="?",
+        const="",
+        metavar="ENDPOINT",
+        help="serve control commands (default endpoint from config.toml)",
+    )
+    group.add_argument("--telemetry", metavar="ENDPOINT", help="telemetry PUB endpoint")
+    group.add_argument("--keys", metavar="DIR", help="CURVE key folder (needed beyond 127.0.0.1)")
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback bind without CURVE (anyone can control the engine)",
+    )
+
+
+def start_control(engine, args: argparse.Namespace, config: dict):
+    """Start a control server for ``engine`` if ``--control`` was given; returns it or None.
+
+    The text encoder is warmed up in the background so the first free-text cue is quick.
+    """
+    if getattr(args, "control", None) is None:
+        return None
+    from ..cues import shared_text_encoder
+    from ..engine.control import ControlServer
+
+    control = config["control"]
+    server = ControlServer(
+        engine.control,
+        args.control or control["endpoint"],
+        args.telemetry or control["telemetry"],
+        keys_dir=args.keys,
+        insecure=args.insecure,
+        max_message_bytes=control["max_message_bytes"],
+        telemetry_rate_hz=control["telemetry_rate_hz"],
+    ).start()
+    print(
+        f"control on {server.endpoint}, telemetry on {server.telemetry_endpoint}", file=sys.stderr
+    )
+    threading.Thread(target=lambda: shared_text_encoder().encode(["warm up"]), daemon=True).start()
+    return server
