@@ -11,6 +11,9 @@ Backends:
 
 - ``"sounddevice"`` (default): a PortAudio callback ``Stream``; the Python callback only copies
   (no array allocation, no locks, no logging) and then calls ``on_block(input)`` if given.
+  With a ``process(input, output)`` hook instead, the callback bypasses the rings (they stay
+  empty) and hands the device's own buffers to the hook, which must fill ``output``: this is
+  how the live engine runs (``rtsep.engine.live``), adding no buffering of its own.
 - ``"rtmixer"``: rtmixer's C callback moves audio between PortAudio and rtmixer's own ring
   buffers, so the audio thread never needs the GIL. Limits found here: it cannot call Python, so
   there is no ``on_block`` (poll ``input_ring.available()``); rtmixer *ends* a ring-buffer action
@@ -36,10 +39,12 @@ from .ringbuffer import RingBuffer
 
 Kind = Literal["input", "output"]
 OnBlock = Callable[[np.ndarray], None]
+Process = Callable[[np.ndarray, np.ndarray], None]
 
 
-class AudioDeviceError(LookupError):
-    """No device matches a request; the message lists the devices that would."""
+class AudioDeviceError(LookupError, ValueError):
+    """No device matches a request, or the device cannot open it; the message names the
+    device and lists the ones that would do."""
 
 
 @dataclasses.dataclass
@@ -59,6 +64,16 @@ class IOCounters:
     input_overflow_flags: int = 0
     output_underflow_flags: int = 0
     output_overflow_flags: int = 0
+
+    @property
+    def xruns(self) -> int:
+        """PortAudio's four status flags summed: callbacks that lost or padded audio."""
+        return (
+            self.input_underflow_flags
+            + self.input_overflow_flags
+            + self.output_underflow_flags
+            + self.output_overflow_flags
+        )
 
 
 class InputRing(Protocol):
@@ -90,6 +105,7 @@ class DuplexStream(ABC):
         self.samplerate_hz = int(stream.samplerate)
         self.blocksize_frames: int = stream.blocksize  # 0: the host's choice, may vary
         self.input_channels, self.output_channels = stream.channels
+        self.input_device, self.output_device = stream.device
 
     @property
     def latency_frames(self) -> int:
@@ -141,10 +157,12 @@ class SounddeviceDuplex(DuplexStream):
         ring_frames: int,
         on_block: OnBlock | None,
         device_latency: float | str,
+        process: Process | None = None,
     ) -> None:
         self.input_ring = RingBuffer(channels[0], ring_frames)
         self.output_ring = RingBuffer(channels[1], ring_frames)
         self._on_block = on_block
+        self._process = process
         self._counters = IOCounters()
         stream = sd.Stream(
             device=device,
@@ -170,6 +188,9 @@ class SounddeviceDuplex(DuplexStream):
             counters.input_overflow_flags += status.input_overflow
             counters.output_underflow_flags += status.output_underflow
             counters.output_overflow_flags += status.output_overflow
+        if self._process is not None:
+            self._process(indata.T, outdata.T)
+            return
         captured = indata.T
         if self.input_ring.write(captured) < frames:
             counters.input_overruns += 1
@@ -307,6 +328,7 @@ def open_duplex(
     on_block: OnBlock | None = None,
     backend: Literal["sounddevice", "rtmixer"] = "sounddevice",
     device_latency: float | str = "low",
+    process: Process | None = None,
 ) -> DuplexStream:
     """Open (not start) a duplex stream.
 
@@ -318,33 +340,71 @@ def open_duplex(
     ``on_block(input)``: called from the audio thread with each captured ``[channels, frames]``
     block (a view valid only during the call) after it was copied to the input ring; it must
     not block or allocate. sounddevice backend only. ``device_latency``: PortAudio's suggested
-    latency in seconds, or "low"/"high".
+    latency in seconds, or "low"/"high". ``process(input, output)``: called from the audio
+    thread with the device's ``[channels, frames]`` buffers (views valid only during the call)
+    in place of the rings; it must fill ``output`` without blocking or allocating.
+    sounddevice backend only, not with ``on_block``.
+
+    Raises ``AudioDeviceError`` naming the device when none matches, when it has fewer
+    channels than asked for, or when PortAudio refuses the settings (e.g. the rate).
     """
     device = (find_device(input_device, "input"), find_device(output_device, "output"))
+    for index, kind, wanted in zip(device, ("input", "output"), channels, strict=True):
+        have = max_channels(index, kind)
+        if wanted > have:
+            raise AudioDeviceError(
+                f"{kind} device {index} ({describe_device(index)}) has {have} {kind} "
+                f"channel(s), {wanted} asked for"
+            )
     if samplerate_hz is None:
-        samplerate_hz = int(sd.query_devices(device[0])["default_samplerate"])
+        samplerate_hz = default_samplerate_hz(device[0])
     if ring_frames is None:
         ring_frames = samplerate_hz
-    if backend == "sounddevice":
-        return SounddeviceDuplex(
-            device,
-            samplerate_hz,
-            blocksize_frames,
-            channels,
-            ring_frames,
-            on_block,
-            device_latency,
-        )
-    if backend == "rtmixer":
-        if on_block is not None:
+    if backend not in ("sounddevice", "rtmixer"):
+        raise ValueError(f"unknown audio backend {backend!r}: use 'sounddevice' or 'rtmixer'")
+    if on_block is not None and process is not None:
+        raise ValueError("give on_block or process, not both")
+    try:
+        if backend == "sounddevice":
+            return SounddeviceDuplex(
+                device,
+                samplerate_hz,
+                blocksize_frames,
+                channels,
+                ring_frames,
+                on_block,
+                device_latency,
+                process,
+            )
+        if on_block is not None or process is not None:
             raise ValueError(
-                "the rtmixer backend runs a C callback that cannot call on_block: poll "
-                "stream.input_ring.available() instead, or use backend='sounddevice'"
+                "the rtmixer backend runs a C callback that cannot call on_block or process: "
+                "poll stream.input_ring.available() instead, or use backend='sounddevice'"
             )
         return RtmixerDuplex(
             device, samplerate_hz, blocksize_frames, channels, ring_frames, device_latency
         )
-    raise ValueError(f"unknown audio backend {backend!r}: use 'sounddevice' or 'rtmixer'")
+    except sd.PortAudioError as error:
+        raise AudioDeviceError(
+            f"cannot open input {device[0]} ({describe_device(device[0])}) and output "
+            f"{device[1]} ({describe_device(device[1])}) at {samplerate_hz} Hz, "
+            f"{blocksize_frames}-frame blocks, {channels[0]} in / {channels[1]} out: {error}"
+        ) from None
+
+
+def default_samplerate_hz(index: int) -> int:
+    """The default sample rate (Hz) of device ``index``."""
+    return int(sd.query_devices(index)["default_samplerate"])
+
+
+def max_channels(index: int, kind: Kind) -> int:
+    """How many ``kind`` ("input"/"output") channels device ``index`` can open."""
+    return int(sd.query_devices(index)[f"max_{kind}_channels"])
+
+
+def describe_device(index: int) -> str:
+    """Device ``index`` as "NAME, HOST API" (how ``list_devices`` shows it)."""
+    return _full_name(sd.query_devices(index))
 
 
 def find_device(spec: int | str | None, kind: Kind) -> int:

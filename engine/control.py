@@ -28,6 +28,8 @@ import time
 from typing import Any
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
 from rtsep.bindings.protocol import (
     BAD_FRAMES,
     DEFAULT_ENDPOINT,
@@ -48,7 +50,6 @@ from rtsep.bindings.protocol import (
     load_server_keys,
     split_tcp_endpoint,
 )
-from zmq.auth.thread import ThreadAuthenticator
 
 from .controllable import Controllable
 

@@ -134,7 +134,8 @@ def patch(client: jack.Client, sources: list, destinations: list) -> None:
 
 
 class JackPlayRecord:
-    """A JACK client that plays ``signal`` (``[channels, frames]``) and records as many frames.
+    """A JACK client that plays ``signal`` (``[channels, frames]``) and records ``record_frames``
+    frames of ``record_channels`` channels (default: as many as ``signal`` has).
 
     Playing and recording start in the same JACK process cycle, so a recording of its own
     output patched straight back shows the graph's delay. Connect its ports with
@@ -142,13 +143,20 @@ class JackPlayRecord:
     ``run()``.
     """
 
-    def __init__(self, server: JackServer, signal: np.ndarray, record_frames: int) -> None:
+    def __init__(
+        self,
+        server: JackServer,
+        signal: np.ndarray,
+        record_frames: int,
+        record_channels: int | None = None,
+    ) -> None:
         self.client = server.client("rtsep-playrec")
         channels = signal.shape[0]
+        record_channels = record_channels or channels
         self._signal = np.ascontiguousarray(signal, dtype=np.float32)
-        self.recording = np.zeros((channels, record_frames), dtype=np.float32)
+        self.recording = np.zeros((record_channels, record_frames), dtype=np.float32)
         self._outports = [self.client.outports.register(f"out_{i}") for i in range(channels)]
-        self._inports = [self.client.inports.register(f"in_{i}") for i in range(channels)]
+        self._inports = [self.client.inports.register(f"in_{i}") for i in range(record_channels)]
         self._position = -1  # -1: idle; >= 0: frames done since run() began
         self._done = threading.Event()
         self.client.set_process_callback(self._process)
@@ -184,10 +192,9 @@ class JackPlayRecord:
         total = self.recording.shape[1]
         count = min(frames, total - start)
         played = max(0, min(frames, self._signal.shape[1] - start))
-        for channel, (outport, inport) in enumerate(
-            zip(self._outports, self._inports, strict=True)
-        ):
+        for channel, inport in enumerate(self._inports):
             self.recording[channel, start : start + count] = inport.get_array()[:count]
+        for channel, outport in enumerate(self._outports):
             out = outport.get_array()
             out[:played] = self._signal[channel, start : start + played]
             out[played:] = 0.0

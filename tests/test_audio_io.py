@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from jack_server import JackPlayRecord, JackServer, patch, stream_ports
+
 from rtsep.engine.audio_io import AudioDeviceError, find_device, list_devices, open_duplex
 
 pytestmark = pytest.mark.jack

@@ -19,6 +19,7 @@ import zmq
 import zmq.auth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from rtsep.bindings import Client, ControlTimeout
 from rtsep.bindings.client import ctl_main
 from rtsep.bindings.protocol import (

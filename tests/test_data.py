@@ -2,82 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from synthetic_corpus import HELD_OUT, RATE_HZ, SOUNDS, UNUSABLE, write_corpus
 from torch.utils.data import DataLoader
 
 from rtsep.data import Corpus, Entry, MixtureSimulator, collate, split_entries, validation_sources
 from rtsep.data.corpus import FRAME_SAMPLES, active_frames, frame_power
 
-RATE_HZ = 16000
 SEGMENT_S = 1.0
 SEGMENT_SAMPLES = round(SEGMENT_S * RATE_HZ)
-HELD_OUT = {"talk_b", "tunes_b", "fx_b"}
-COLUMNS = ["path", "source", "class", "subclass", "duration_s", "licence", "origin", "orig_file"]
-
-
-def _t(seconds: float) -> np.ndarray:
-    return np.arange(round(seconds * RATE_HZ)) / RATE_HZ
-
-
-def _tone(seconds: float, *freqs_hz: float) -> np.ndarray:
-    t = _t(seconds)
-    return 0.2 * sum(np.sin(2 * np.pi * f * t + i) for i, f in enumerate(freqs_hz))
-
-
-def _voice(seconds: float, pitch_hz: float) -> np.ndarray:
-    t = _t(seconds)
-    harmonics = sum(np.sin(2 * np.pi * k * pitch_hz * t) / k for k in range(1, 12))
-    return 0.1 * harmonics * (0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t))
-
-
-def _bursts(seconds: float, seed: int) -> np.ndarray:
-    t = _t(seconds)
-    noise = np.random.default_rng(seed).standard_normal(len(t))
-    return 0.05 * noise * (np.sin(2 * np.pi * 2.0 * t) > 0.3)
-
-
-def _chirp(seconds: float) -> np.ndarray:
-    t = _t(seconds)
-    return 0.3 * np.sin(2 * np.pi * (200.0 * t + 900.0 * t**2))
-
-
-# name -> (source, class, audio)
-SOUNDS: dict[str, tuple[str, str, np.ndarray]] = {
-    "voice_low": ("talk_a", "speech", _voice(1.5, 110.0)),
-    "voice_high": ("talk_a", "speech", _voice(2.0, 220.0)),
-    "voice_mid": ("talk_b", "speech", _voice(1.2, 160.0)),
-    "chord": ("tunes_a", "music", _tone(4.0, 262.0, 330.0, 392.0)),
-    "fifth": ("tunes_a", "music", _tone(4.0, 220.0, 330.0)),
-    "octave": ("tunes_b", "music", _tone(2.5, 440.0, 880.0)),
-    "bursts": ("fx_a", "env", _bursts(3.0, seed=1)),
-    "chirp": ("fx_a", "env", _chirp(1.0)),
-    "rain": ("fx_b", "env", 0.05 * np.random.default_rng(2).standard_normal(3 * RATE_HZ)),
-    "silent": ("fx_a", "env", 1e-5 * np.random.default_rng(3).standard_normal(RATE_HZ)),
-    "clipped": ("tunes_a", "music", np.clip(10.0 * _tone(1.0, 300.0), -1.0, 1.0)),
-    "short": ("fx_a", "env", _chirp(0.1)),
-}
-UNUSABLE = {"silent", "clipped", "short"}
-
-
-def _write_corpus(root: Path, sounds: dict[str, tuple[str, str, np.ndarray]], rate_hz: int) -> None:
-    rows = []
-    for name, (source, label, audio) in sounds.items():
-        path = f"audio/{source}/{label}/{name}.flac"
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(root / path, audio, rate_hz, subtype="PCM_16")
-        duration_s = round(len(audio) / rate_hz, 3)
-        rows.append([path, source, label, name, duration_s, "CC0-1.0", "synthetic", name])
-    with (root / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
 
 
 def _path(name: str) -> str:
@@ -88,7 +26,7 @@ def _path(name: str) -> str:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("corpus")
-    _write_corpus(root, SOUNDS, RATE_HZ)
+    write_corpus(root, SOUNDS, RATE_HZ)
     return Corpus(root)
 
 
@@ -112,13 +50,13 @@ def test_audio_loads_as_float32_mono_matching_the_file(corpus: Corpus) -> None:
 
 
 def test_wrong_sample_rate_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    _write_corpus(tmp_path, {"chord": SOUNDS["chord"]}, rate_hz=8000)
+    write_corpus(tmp_path, {"chord": SOUNDS["chord"]}, rate_hz=8000)
     with pytest.raises(ValueError, match=r"chord\.flac.*8000 Hz"):
         Corpus(tmp_path).load(_path("chord"))
 
 
 def test_unreadable_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    _write_corpus(tmp_path, {"chord": SOUNDS["chord"]}, RATE_HZ)
+    write_corpus(tmp_path, {"chord": SOUNDS["chord"]}, RATE_HZ)
     (tmp_path / _path("chord")).write_bytes(b"not audio")
     with pytest.raises(ValueError, match=r"cannot read audio file .*chord\.flac"):
         Corpus(tmp_path).load(_path("chord"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from rtsep.engine.file_io import AudioFileError, AudioFileWriter, read_audio, to_mono, write_audio
 
 

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from rtsep.engine.control import ControlServer
 from rtsep.engine.controllable import CueState
 

@@ -19,6 +19,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
+
 from rtsep.bindings.osc_bridge import OscBridge, parse_host_port
 from rtsep.engine.control import ControlServer
 from rtsep.engine.controllable import CueState

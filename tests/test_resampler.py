@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from rtsep.engine.resampler import StreamResampler
 
 DEVICE_PAIRS = [(44100, 16000), (48000, 16000), (16000, 44100), (16000, 48000)]

@@ -8,6 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+
 from rtsep.engine.ringbuffer import RingBuffer
 
 

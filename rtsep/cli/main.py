@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import control_cmd, info_cmd, separate_cmd, train_cmd
+from . import bench_cmd, control_cmd, evaluate_cmd, info_cmd, live_cmd, separate_cmd, train_cmd
 
-COMMANDS = (separate_cmd, control_cmd, info_cmd, train_cmd)
+COMMANDS = (separate_cmd, live_cmd, control_cmd, info_cmd, evaluate_cmd, bench_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ class TrainSettings:
     """Everything that defines a run. Durations in steps; audio in seconds."""
 
     corpus: str = "../shared/corpus"  # folder with manifest.csv (the corpus README's format)
+    validation_sources: list[str] | None = None  # held-out sources; None = the recorded split
     run_dir: str = "runs/default"  # checkpoints, log.jsonl, curves.png, settings.json
     init: str = ""  # checkpoint to start from ("" = random; "shipped" = the packaged weights)
     seed: int = 0

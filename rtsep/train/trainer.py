@@ -51,15 +51,16 @@ class Trainer:
             lowpass_probability=s.lowpass_probability,
             reverb_probability=s.reverb_probability,
         )
+        held_out = s.validation_sources
         self.train_set = MixtureSimulator(
-            split_entries(self.corpus, "train"),
+            split_entries(self.corpus, "train", held_out),
             min_sources=s.min_sources,
             max_sources=s.max_sources,
             seed=s.seed,
             **common,
         )
         self.validation_set = MixtureSimulator(
-            split_entries(self.corpus, "validation"),
+            split_entries(self.corpus, "validation", held_out),
             min_sources=1,
             max_sources=3,
             seed=10_000 + s.seed,
@@ -306,7 +307,9 @@ class Trainer:
             "training": {
                 "steps": self.step,
                 "settings": json.loads((self.run_dir / "settings.json").read_text()),
-                "validation_sources": sorted(validation_sources()),
+                "validation_sources": sorted(
+                    self.settings.validation_sources or validation_sources()
+                ),
                 "quick_validation": scores,
             }
         }

@@ -1,0 +1,134 @@
+"""Live mode on a JACK dummy-driver sound card: measured delay equals the reported latency.
+
+The JACK period equals the host block (one case aside), so PortAudio hands the engine whole
+periods and the device round trip is 2 periods. Extracting one cue with the residual, the two
+outputs add up to the input whatever the model's weights, so the sum's lag behind the input
+is the end-to-end delay.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from jack_server import JackPlayRecord, JackServer, stream_ports
+from scipy.signal import butter, sosfilt
+
+import rtsep
+from rtsep.cli.main import main
+from rtsep.engine.live import LiveSession, monitor_matrix
+from rtsep.engine.runtime import Engine, EngineConfig
+
+pytestmark = pytest.mark.jack
+
+#: Allowed |measured - reported| in samples: one per resampling stage (in and out).
+TOLERANCE_SAMPLES = {16000: 0, 48000: 2}
+
+
+@pytest.fixture(scope="module")
+def model() -> rtsep.Model:
+    return rtsep.load_model()
+
+
+def noise_bursts(rate_hz: int, seconds: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Four 40 ms bursts of noise low-passed at 5 kHz (passes the 16 kHz model rate) at
+    irregular onsets, ``[1, frames]``: one unambiguous cross-correlation peak."""
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(int(seconds * rate_hz))
+    noise = 0.2 * sosfilt(butter(8, 5000, fs=rate_hz, output="sos"), white)
+    gate = np.zeros_like(noise)
+    burst = int(0.04 * rate_hz)
+    for onset_s in (0.02, 0.11, 0.27, 0.34):
+        start = int(onset_s * rate_hz)
+        gate[start : start + burst] = 1.0
+    return (noise * gate).astype(np.float32)[None]
+
+
+def delay_of(recording: np.ndarray, signal: np.ndarray) -> int:
+    """Lag (samples, >= 0) at which ``signal [frames]`` best matches ``recording [frames]``."""
+    size = recording.size + signal.size
+    spectrum = np.fft.rfft(recording, size) * np.conj(np.fft.rfft(signal, size))
+    return int(np.argmax(np.fft.irfft(spectrum, size)[: recording.size]))
+
+
+def play_through(server: JackServer, session: LiveSession, signal: np.ndarray) -> np.ndarray:
+    """Play ``signal [1, frames]`` into the session's device input and record its outputs
+    (``[device outputs, frames]``) from the same JACK cycle on."""
+    frames = signal.shape[1] + math.ceil(session.latency.total_samples) + 4 * server.period_frames
+    player = JackPlayRecord(server, signal, frames, session.stream.output_channels)
+    try:
+        player.connect_output_to(stream_ports(player.client, "in"))
+        player.connect_input_from(stream_ports(player.client, "out"))
+        session.start()
+        recording = player.run()
+        session.stop()
+    finally:
+        player.close()
+    return recording
+
+
+@pytest.mark.parametrize(
+    ("rate_hz", "block", "period", "monitor"),
+    [
+        pytest.param(16000, 64, 64, None, id="16k-64"),
+        pytest.param(16000, 256, 256, None, id="16k-256"),
+        pytest.param(16000, 1000, 1000, None, id="16k-1000"),
+        pytest.param(48000, 64, 64, None, id="48k-64"),
+        pytest.param(48000, 256, 256, None, id="48k-256"),
+        pytest.param(48000, 1000, 1000, None, id="48k-1000"),
+        # PortAudio adapts 1000-frame blocks to 256-frame periods and reports what that adds.
+        pytest.param(16000, 1000, 256, None, id="16k-1000-on-256-period"),
+        # Stereo monitor: cue hard left, residual hard right.
+        pytest.param(16000, 256, 256, (0, 1), id="16k-256-monitor"),
+    ],
+)
+def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
+    jack_server, model, rate_hz: int, block: int, period: int, monitor: tuple[int, int] | None
+) -> None:
+    server: JackServer = jack_server(rate_hz, period)
+    config = EngineConfig(device_rate_hz=rate_hz, block_samples=block, residual=True)
+    engine = Engine(model, config, cues=["speech"], mode="extract")
+    signal = noise_bursts(rate_hz, seed=block)
+    with LiveSession(engine, "JACK", "JACK", monitor=monitor) as session:
+        recording = play_through(server, session, signal)
+    reported = session.latency.total_samples
+    if block == period:
+        assert session.latency.device_samples == 2 * period  # JACK: capture + playback period
+    assert reported == engine.latency.total_samples + session.latency.device_samples
+    total = recording.sum(axis=0)
+    measured = delay_of(total, signal[0])
+    assert abs(measured - reported) <= TOLERANCE_SAMPLES[rate_hz], (measured, reported)
+    aligned = total[measured : measured + signal.shape[1]]
+    correlation = np.corrcoef(aligned, signal[0])[0, 1]
+    assert correlation > (0.999 if rate_hz == 16000 else 0.95)  # the sum is the input
+
+
+def test_monitor_spreads_outputs_from_left_to_right_at_equal_power() -> None:
+    assert monitor_matrix([2], 4).tolist() == [[0, 0, 1, 0], [0, 0, 1, 0]]
+    matrix = monitor_matrix([0, 1, 3], 4)
+    np.testing.assert_allclose(
+        matrix[:, [0, 1, 3]], [[1, 0.5**0.5, 0], [0, 0.5**0.5, 1]], atol=1e-7
+    )
+    np.testing.assert_allclose((matrix**2).sum(axis=0), [1, 1, 0, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="monitor output 4 does not exist"):
+        monitor_matrix([4], 4)
+
+
+def test_rtsep_live_runs_on_the_jack_device_and_exits_cleanly(jack_server, capsys) -> None:
+    jack_server(16000, 256)
+    argv = ["live", "--input", "JACK", "--output", "JACK", "--cue", "speech", "--duration", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"stopped after 1\.[01] s: \d+ deadline misses, \d+ xruns", out), out
+
+
+def test_a_missing_device_is_named_with_the_devices_to_choose_from(jack_server, capsys) -> None:
+    jack_server(16000, 256)
+    assert main(["live", "--input", "no-such-card", "--duration", "1"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("rtsep live: error: no input device matches 'no-such-card'.")
+    assert "system, JACK Audio Connection Kit (2 in, 2 out)" in error
+    assert main(["devices"]) == 0
+    assert "system, JACK Audio Connection Kit" in capsys.readouterr().out
