@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .common import add_model_options, effective_config, load_configured_model, untrained_warning
-from .separate_cmd import engine_config_from
+from .separate_cmd import add_cue_options, engine_config_from
 
 if TYPE_CHECKING:
     from ..engine.live import LiveSession
@@ -49,20 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="HZ",
         help="device sample rate (default: the input device's)",
     )
-    live.add_argument(
-        "--cue",
-        action="append",
-        dest="cues",
-        metavar="CUE",
-        help="a label (speech, music, env) or free text; repeat for several",
-    )
-    live.add_argument(
-        "--mode",
-        choices=("separate", "extract", "remove"),
-        help="default: extract with cues, separate without",
-    )
-    live.add_argument("--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime"))
-    live.add_argument("--threads", dest="engine_threads", type=int, help="backend CPU threads")
+    add_cue_options(live)
     live.add_argument(
         "--monitor",
         type=_outputs,

@@ -48,7 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(run=run_demo)
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
+def add_cue_options(parser: argparse.ArgumentParser) -> None:
+    """``--cue``, ``--mode``, ``--backend`` and ``--threads``: shared by separate and live."""
     parser.add_argument(
         "--cue",
         action="append",
@@ -64,6 +65,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime")
     )
+    parser.add_argument("--threads", dest="engine_threads", type=int, help="backend CPU threads")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    add_cue_options(parser)
     parser.add_argument(
         "--blocksize",
         dest="engine_blocksize",
@@ -71,7 +77,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         metavar="FRAMES",
         help="host block size, 32..4096 frames",
     )
-    parser.add_argument("--threads", dest="engine_threads", type=int, help="backend CPU threads")
     parser.add_argument(
         "--realtime",
         action="store_true",
