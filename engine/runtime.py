@@ -42,8 +42,8 @@ from .tracker import UNASSIGNED, AttractorTracker
 
 MODES = ("separate", "extract", "remove")
 
-#: Longest the worker sleeps before looking for new input, in seconds.
-WORKER_POLL_S = 0.001
+#: Longest the worker sleeps when no input block woke it, in seconds.
+WORKER_POLL_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ class Engine:
         self.stats.callbacks += 1
         if self._input.write(block) < block.shape[1]:
             self.stats.overruns += 1
+        self._wake.set()
 
     def pull_output(self, out: np.ndarray) -> None:
         """Fill ``out [channels, frames]`` with processed audio, or silence where none is
@@ -207,8 +208,6 @@ class Engine:
         self._stall_seconds = seconds
 
     def _run(self) -> None:
-        # The audio thread never signals the worker (an Event takes a lock): the worker polls
-        # every WORKER_POLL_S, which the safety margin of the latency formula covers.
         while self._running:
             self._wake.wait(WORKER_POLL_S)
             self._wake.clear()
