@@ -88,9 +88,7 @@ def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
     jack_server, model, rate_hz: int, block: int, period: int, monitor: tuple[int, int] | None
 ) -> None:
     server: JackServer = jack_server(rate_hz, period)
-    # Three hops of safety margin: Python callbacks every 1.3 ms (48 kHz, 64 frames) on a
-    # loaded 2-core machine; the margin is part of the reported latency the test checks.
-    config = EngineConfig(device_rate_hz=rate_hz, block_samples=block, residual=True, safety_hops=3)
+    config = EngineConfig(device_rate_hz=rate_hz, block_samples=block, residual=True)
     engine = Engine(model, config, cues=["speech"], mode="extract")
     signal = noise_bursts(rate_hz, seed=block)
     with LiveSession(engine, "JACK", "JACK", monitor=monitor) as session:
