@@ -213,3 +213,17 @@ def test_dataloader_batches_simulated_mixtures(corpus: Corpus) -> None:
     )
     batches = list(loader)
     assert len(batches) == 2 and batches[0]["sources"].shape == (4, 3, SEGMENT_SAMPLES)
+
+
+def test_count_weights_set_the_source_count_distribution(corpus: Corpus) -> None:
+    only_two = _simulator(corpus, min_sources=1, count_weights=[0.0, 1.0, 0.0])
+    assert {len(only_two[index].sources) for index in range(20)} == {2}
+    mostly_three = _simulator(corpus, min_sources=1, count_weights=[1.0, 1.0, 8.0], length=200)
+    counts = np.bincount([len(mostly_three[i].sources) for i in range(200)], minlength=4)
+    assert counts[3] > counts[1] + counts[2]
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0], [1.0, -1.0, 1.0], [0.0, 0.0, 0.0]])
+def test_bad_count_weights_are_an_error(corpus: Corpus, weights: list[float]) -> None:
+    with pytest.raises(ValueError, match="count_weights"):
+        _simulator(corpus, min_sources=1, count_weights=weights)

@@ -23,6 +23,7 @@ def run(tmp_path_factory):
         batch_size=2,
         segment_seconds=1.0,
         max_sources=3,
+        source_count_weights=[1.0, 2.0, 1.0],
         stage1_steps=2,
         stage2_steps=3,
         validate_every=5,

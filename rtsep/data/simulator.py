@@ -60,7 +60,8 @@ class MixtureSimulator(Dataset):
     ``corpus``'s cache. A ``torch.utils.data.DataLoader`` can iterate it with
     ``collate_fn=functools.partial(collate, max_sources=..., labels=...)``.
 
-    Per item: the source count is uniform over ``[min_sources, max_sources]``; with probability
+    Per item: the source count is drawn from ``[min_sources, max_sources]``, uniformly or with
+    the relative ``count_weights`` (one per count, in order); with probability
     ``same_class_probability`` all sources share one class, otherwise the classes are spread
     (all distinct while there are enough classes). Classes are equally likely; within a class a
     file is drawn with probability proportional to its length. Each source is, independently:
@@ -83,6 +84,7 @@ class MixtureSimulator(Dataset):
         segment_seconds: float = 3.0,
         min_sources: int = 1,
         max_sources: int = 4,
+        count_weights: Sequence[float] | None = None,
         seed: int = 0,
         same_class_probability: float = 0.3,
         gain_range_db: tuple[float, float] = (-10.0, 10.0),
@@ -109,6 +111,20 @@ class MixtureSimulator(Dataset):
             raise ValueError(f"segment_seconds must be at least {2 * MIN_ACTIVE_SECONDS} s")
         self.min_sources = min_sources
         self.max_sources = max_sources
+        self.count_probabilities = None
+        if count_weights is not None:
+            weights = np.asarray(count_weights, dtype=np.float64)
+            if (
+                len(weights) != max_sources - min_sources + 1
+                or (weights < 0).any()
+                or weights.sum() <= 0
+            ):
+                raise ValueError(
+                    f"count_weights needs {max_sources - min_sources + 1} non-negative weights"
+                    f" (counts {min_sources}..{max_sources}), not all zero;"
+                    f" got {list(count_weights)}"
+                )
+            self.count_probabilities = weights / weights.sum()
         self.seed = seed
         self.same_class_probability = same_class_probability
         self.gain_range_db = gain_range_db
@@ -138,7 +154,7 @@ class MixtureSimulator(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"mixture index {index} outside [0, {self.length})")
         rng = np.random.default_rng((self.seed, index))
-        count = int(rng.integers(self.min_sources, self.max_sources + 1))
+        count = self._draw_count(rng)
         chosen = self._draw_files(rng, self._draw_classes(rng, count))
         sources = np.stack([self._render(rng, self.entries[i]) for i in chosen])
         onsets = np.array([_onset(source) for source in sources], dtype=np.int64)
@@ -150,6 +166,13 @@ class MixtureSimulator(Dataset):
             labels=[self.entries[chosen[i]].label for i in order],
             onsets=onsets[order],
             files=[self.entries[chosen[i]].path for i in order],
+        )
+
+    def _draw_count(self, rng: np.random.Generator) -> int:
+        if self.count_probabilities is None:
+            return int(rng.integers(self.min_sources, self.max_sources + 1))
+        return self.min_sources + int(
+            rng.choice(len(self.count_probabilities), p=self.count_probabilities)
         )
 
     def _draw_classes(self, rng: np.random.Generator, count: int) -> list[int]:

@@ -13,10 +13,18 @@ import torch.nn.functional as F
 EPS = 1e-8
 
 
-def pairwise_neg_si_snr(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def pairwise_neg_si_snr(
+    estimates: torch.Tensor, targets: torch.Tensor, max_db: float | None = None
+) -> torch.Tensor:
     """Negative zero-mean SI-SNR in dB for every (estimate, target) pair.
 
     ``estimates [B, N, T]``, ``targets [B, S, T]`` → ``[B, N, S]``.
+
+    ``max_db`` caps the SI-SNR softly (the error energy gets ``10^(-max_db/10)`` of the target
+    projection's energy added, as in the thresholded SNR of MixIT), so no pair can earn more than
+    ``max_db``. Training needs the cap: without it, passing a one-source mixture through unchanged
+    scores ~90 dB (float32 limits) and outweighs every real separation in the batch, and the
+    network settles on the identity mask.
     """
     est = estimates - estimates.mean(-1, keepdim=True)
     ref = targets - targets.mean(-1, keepdim=True)
@@ -26,6 +34,8 @@ def pairwise_neg_si_snr(estimates: torch.Tensor, targets: torch.Tensor) -> torch
     projection_energy = scale * scale * ref_energy
     est_energy = (est * est).sum(-1).unsqueeze(2)  # [B, N, 1]
     error_energy = (est_energy - 2 * scale * dot + projection_energy).clamp_min(EPS)
+    if max_db is not None:
+        error_energy = error_energy + 10 ** (-max_db / 10) * projection_energy
     return -10 * torch.log10(projection_energy.clamp_min(EPS) / error_energy)
 
 

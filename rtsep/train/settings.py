@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomllib
@@ -18,13 +18,17 @@ class TrainSettings:
     run_dir: str = "runs/default"  # checkpoints, log.jsonl, curves.png, settings.json
     init: str = ""  # checkpoint to start from ("" = random; "shipped" = the packaged weights)
     seed: int = 0
-    threads: int = 2  # torch intra-op threads
+    threads: int = 1  # torch intra-op threads (2 on 2 cores oversubscribes with the loader)
     batch_size: int = 8
-    segment_seconds: float = 3.0
+    segment_seconds: float = 2.0
     min_sources: int = 1
     max_sources: int = 4
-    stage1_steps: int = 3000  # separation + EDA
-    stage2_steps: int = 6000  # joint separation + extraction
+    # Relative frequency of each source count min..max. Few one-source mixtures: they teach
+    # counting and "pass it through", but separation is learnt from the others.
+    source_count_weights: list[float] | None = field(default_factory=lambda: [0.1, 0.4, 0.3, 0.2])
+    si_snr_cap_db: float = 30.0  # soft cap on the SI-SNR a training pair can earn (see losses)
+    stage1_steps: int = 2000  # separation + EDA
+    stage2_steps: int = 5000  # joint separation + extraction
     stage1_lr: float = 1e-3
     stage2_lr: float = 5e-4
     eda_fraction: float = 0.3  # stage 2: share of batches that use EDA attractors as queries

@@ -56,6 +56,7 @@ class Trainer:
             split_entries(self.corpus, "train", held_out),
             min_sources=s.min_sources,
             max_sources=s.max_sources,
+            count_weights=s.source_count_weights,
             seed=s.seed,
             **common,
         )
@@ -155,7 +156,7 @@ class Trainer:
         out = net(batch["mixture"])
         length = out.sources.shape[-1]
         targets = batch["sources"][..., :length]
-        pairwise = pairwise_neg_si_snr(out.sources, targets)
+        pairwise = pairwise_neg_si_snr(out.sources, targets, s.si_snr_cap_db)
         separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
@@ -192,7 +193,9 @@ class Trainer:
         length = out.sources.shape[-1]
         targets = cues["targets"][..., :length]
         present = cues["present"]
-        neg_si_snr = torch.diagonal(pairwise_neg_si_snr(out.sources, targets), dim1=1, dim2=2)
+        neg_si_snr = torch.diagonal(
+            pairwise_neg_si_snr(out.sources, targets, s.si_snr_cap_db), dim1=1, dim2=2
+        )
         extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
         silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
         silence = silence / (~present).sum().clamp_min(1)
@@ -254,7 +257,12 @@ class Trainer:
     # ----------------------------------------------------------------- bookkeeping
     @torch.no_grad()
     def _validate(self) -> None:
-        """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate)."""
+        """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate).
+
+        SI-SNRi in float64, uncapped. Mixtures of one source, and label cues whose class is the
+        whole mixture, are skipped: the mixture is then its own target and there is no
+        improvement to measure.
+        """
         self.network.eval()
         eda_gain, cue_gain, count_correct = [], [], []
         for index in range(len(self.validation_set)):
@@ -262,32 +270,31 @@ class Trainer:
             batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
             out = self.network(batch["mixture"])
             length = out.sources.shape[-1]
-            targets = batch["sources"][..., :length]
-            mixture = batch["mixture"][:, None, :length]
+            targets = batch["sources"][..., :length].double()
+            mixture = batch["mixture"][:, None, :length].double()
+            n = int(batch["count"][0])
+            existence = torch.sigmoid(out.existence_logits[0, -1])
+            found = int((existence >= 0.5).int().cumprod(0).sum())
+            count_correct.append(found == n)
+            if n < 2:
+                continue
             baseline = -torch.diagonal(
                 pairwise_neg_si_snr(mixture.expand_as(targets), targets), dim1=1, dim2=2
             )
             loss, _ = onset_ordered_pit(
-                pairwise_neg_si_snr(out.sources, targets), batch["count"], batch["onsets"]
+                pairwise_neg_si_snr(out.sources.double(), targets), batch["count"], batch["onsets"]
             )
-            n = int(batch["count"][0])
-            if n >= 2:  # a one-source "mixture" is its own source: no improvement to measure
-                eda_gain.append(float(-loss[0] - baseline[0, :n].mean()))
-            existence = torch.sigmoid(out.existence_logits[0, -1])
-            found = int((existence >= 0.5).int().cumprod(0).sum())
-            count_correct.append(found == n)
-            if n >= 2:
-                for label in set(item.labels):
-                    ids = torch.tensor([self.labels.index(label)])
-                    query = self.network.cues.embed_labels(ids)[None]
-                    estimate = self.network(batch["mixture"], query).sources
-                    target = torch.from_numpy(
-                        item.sources[[lab == label for lab in item.labels]].sum(0)
-                    )[None, None, :length]
-                    gain = -pairwise_neg_si_snr(estimate, target) + pairwise_neg_si_snr(
-                        mixture, target
-                    )
-                    cue_gain.append(float(gain))
+            eda_gain.append(float(-loss[0] - baseline[0, :n].mean()))
+            for label in set(item.labels):
+                chosen = [lab == label for lab in item.labels]
+                if all(chosen):
+                    continue
+                ids = torch.tensor([self.labels.index(label)])
+                query = self.network.cues.embed_labels(ids)[None]
+                estimate = self.network(batch["mixture"], query).sources.double()
+                target = torch.from_numpy(item.sources[chosen].sum(0)).double()[None, None, :length]
+                gain = pairwise_neg_si_snr(mixture, target) - pairwise_neg_si_snr(estimate, target)
+                cue_gain.append(float(gain))
         self.network.train()
         scores = {
             "validation_eda_si_snri": round(float(np.mean(eda_gain)), 3),

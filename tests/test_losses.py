@@ -1,0 +1,77 @@
+"""Training losses: SI-SNR (capped and not), onset-ordered PIT, existence targets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rtsep.train.losses import existence_loss, onset_ordered_pit, pairwise_neg_si_snr
+
+
+def _signals(sources: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(1, sources, samples, generator=generator, dtype=torch.float64)
+
+
+def test_si_snr_matches_its_definition() -> None:
+    target = _signals(1)
+    noise = _signals(1, seed=1)
+    estimate = 0.5 * target + 0.1 * noise
+    t = target - target.mean()
+    e = estimate - estimate.mean()
+    projection = (e * t).sum() / (t * t).sum() * t
+    expected = 10 * math.log10(float((projection**2).sum() / ((e - projection) ** 2).sum()))
+    assert float(-pairwise_neg_si_snr(estimate, target)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_si_snr_ignores_scale_and_offset() -> None:
+    target = _signals(1)
+    estimate = target + 0.3 * _signals(1, seed=2)
+    moved = 7.0 * estimate + 0.25
+    assert torch.allclose(
+        pairwise_neg_si_snr(moved, target), pairwise_neg_si_snr(estimate, target), atol=1e-9
+    )
+
+
+def test_cap_bounds_the_reward_of_a_perfect_estimate() -> None:
+    """The identity on a one-source mixture must not outweigh real separations (see losses)."""
+    target = _signals(1).float()
+    uncapped = -float(pairwise_neg_si_snr(0.98 * target, target))
+    capped = -float(pairwise_neg_si_snr(0.98 * target, target, max_db=30.0))
+    assert uncapped > 60.0
+    assert abs(capped - 30.0) < 0.01
+
+
+def test_cap_barely_changes_an_imperfect_estimate() -> None:
+    target = _signals(1)
+    estimate = target + 0.5 * _signals(1, seed=3)  # about 6 dB
+    plain = -float(pairwise_neg_si_snr(estimate, target))
+    capped = -float(pairwise_neg_si_snr(estimate, target, max_db=30.0))
+    assert 5.0 < plain < 7.0
+    assert 0.0 < plain - capped < 0.05  # 10*log10(1 + 10**-3 * 10**0.6) = 0.017 dB
+
+
+def test_pit_follows_onset_order_and_ignores_padding() -> None:
+    # Output k against source j: output 0 fits source 1 best, output 1 fits source 0 best.
+    pairwise = torch.tensor([[[-5.0, -20.0, 0.0], [-20.0, -5.0, 0.0], [0.0, 0.0, 0.0]]])
+    count = torch.tensor([2])
+    # Sources begin together: any order is allowed, so the best (diagonal swap) wins.
+    tied = torch.tensor([[0, 0, 10**6]])
+    loss, permutation = onset_ordered_pit(pairwise, count, tied)
+    assert permutation[0, :2].tolist() == [1, 0]
+    assert float(loss[0]) == -20.0
+    # Source 0 begins first: output 0 must take it, whatever it fits better.
+    ordered = torch.tensor([[0, 800, 10**6]])
+    loss, permutation = onset_ordered_pit(pairwise, count, ordered)
+    assert permutation[0, :2].tolist() == [0, 1]
+    assert float(loss[0]) == -5.0
+
+
+def test_existence_targets_are_heard_ones_then_zeros() -> None:
+    heard = torch.tensor([[2]])
+    right = torch.tensor([[[20.0, 20.0, -20.0, -20.0]]])
+    wrong = torch.tensor([[[20.0, -20.0, 20.0, -20.0]]])
+    assert float(existence_loss(right, heard)) < 1e-6
+    assert float(existence_loss(wrong, heard)) > 5.0
