@@ -2,7 +2,8 @@
 # Install rtsep and everything it needs on a fresh Debian machine with Python 3.11.
 #   scripts/install.sh            CPU: torch 2.13.0 (CPU build) + onnxruntime
 #   scripts/install.sh --gpu      CUDA: onnxruntime-gpu instead of onnxruntime (never both)
-# Creates ./.venv (override with RTSEP_VENV). Idempotent: re-running only installs what is missing.
+# Creates ./.venv (override with RTSEP_VENV); with npm on PATH, bindings/node/node_modules.
+# Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variant=cpu
@@ -37,4 +38,10 @@ else
 fi
 echo "== pip: rtsep[$variant,dev]"
 "$pip" install -q -e ".[$variant,dev]"
+# The Node.js client's dependency (zeromq), so tests/test_node_client.py runs instead of
+# skipping. Only where npm exists; node_modules is git-ignored.
+if command -v npm >/dev/null 2>&1 && [ ! -d bindings/node/node_modules/zeromq ]; then
+  echo "== npm: bindings/node"
+  (cd bindings/node && npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 echo "== installed into $venv"

@@ -19,6 +19,7 @@ import zmq
 import zmq.auth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ports import free_port
 
 from rtsep.bindings import Client, ControlTimeout
 from rtsep.bindings.client import ctl_main
@@ -438,12 +439,6 @@ def test_a_client_that_never_reads_does_not_stall_the_server(served, zctx):
 
 
 # ---- client robustness -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_client_times_out_with_one_clear_error():

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
 from jack_server import JackPlayRecord, JackServer, stream_ports
+from ports import free_port
 from scipy.signal import butter, sosfilt
 
 import rtsep
+from rtsep.bindings import Client
 from rtsep.cli.main import main
 from rtsep.engine.live import LiveSession, monitor_matrix
 from rtsep.engine.runtime import Engine, EngineConfig
@@ -127,6 +131,44 @@ def test_rtsep_live_runs_on_the_jack_device_and_exits_cleanly(jack_server, capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"stopped after 1\.[01] s: \d+ deadline misses, \d+ xruns", out), out
+
+
+def test_rtsep_live_serves_the_control_channel(jack_server, capsys) -> None:
+    jack_server(16000, 256)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    argv = ["live", "--input", "JACK", "--output", "JACK", "--cue", "speech", "--duration", "4"]
+    argv += ["--control", endpoint, "--telemetry", "tcp://127.0.0.1:*"]
+    codes: list[int] = []
+    live = threading.Thread(target=lambda: codes.append(main(argv)))
+    live.start()
+    try:
+        # Generous timeout: the model and the text encoder load before the server binds.
+        with Client(endpoint, timeout_s=60.0, retries=0) as client:
+            assert client.ping() == {"pong": True, "protocol": 1}
+            before = client.status()
+            assert before["mode"] == "extract"
+            assert before["cues"] == [{"text": "speech", "kind": "label"}]
+            reply = client.set_cues("music")
+            assert reply["cues"] == [{"text": "music", "kind": "label"}]
+            assert reply["version"] > before["version"]
+            # The engine applies it at its next chunk; the server learns of it at a tick.
+            status = client.status()
+            while live.is_alive() and (
+                status["applied_version"] < reply["version"]
+                or status["outputs"][0]["label"] != "music"
+            ):
+                time.sleep(0.05)
+                status = client.status()
+    finally:
+        live.join()
+    assert codes == [0]
+    assert status["cues"] == [{"text": "music", "kind": "label"}]
+    assert status["applied_version"] == reply["version"]  # the running engine switched
+    assert [o["label"] for o in status["outputs"]] == ["music", "residual"]
+    assert status["backend"] is not None and status["latency_ms"] > 0
+    captured = capsys.readouterr()
+    assert f"control on {endpoint}" in captured.err
+    assert re.search(r"stopped after [\d.]+ s: \d+ deadline misses", captured.out), captured.out
 
 
 def test_a_missing_device_is_named_with_the_devices_to_choose_from(jack_server, capsys) -> None:

@@ -1,18 +1,18 @@
 """The Node.js client (bindings/node) against a real control server on 127.0.0.1.
 
-Needs node (>= 18) and the npm package zeromq v6:
-``cd bindings/node && npm install --no-package-lock``.
+Needs node (>= 18) and the npm package zeromq v6, which ``scripts/install.sh`` installs when
+npm is on PATH (by hand: ``cd bindings/node && npm install --no-package-lock``).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 from rtsep.engine.control import ControlServer
 from rtsep.engine.controllable import CueState
@@ -24,19 +24,13 @@ pytestmark = [
     pytest.mark.skipif(NODE is None, reason="node not found: apt-get install -y nodejs"),
     pytest.mark.skipif(
         not (NODE_DIR / "node_modules" / "zeromq").is_dir(),
-        reason="npm package zeromq missing: cd bindings/node && npm install --no-package-lock",
+        reason="npm package zeromq missing: run scripts/install.sh with npm on PATH",
     ),
 ]
 
 
 def encode_words(text: str, kind: str) -> object:
     return ("speech", "music", "env").index(text) if kind == "label" else tuple(text.split())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_node_client_round_trips_every_command():

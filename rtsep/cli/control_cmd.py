@@ -4,8 +4,14 @@ commands that run an engine."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine.control import ControlServer
+    from ..engine.runtime import Engine
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -68,9 +74,14 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="",
         metavar="ENDPOINT",
-        help="serve control commands (default endpoint from config.toml)",
+        help="serve control commands (docs/protocol.md) on ENDPOINT; default: [control] "
+        "endpoint in the config (tcp://127.0.0.1:5570)",
     )
-    group.add_argument("--telemetry", metavar="ENDPOINT", help="telemetry PUB endpoint")
+    group.add_argument(
+        "--telemetry",
+        metavar="ENDPOINT",
+        help="telemetry PUB endpoint; default: [control] telemetry in the config",
+    )
     group.add_argument("--keys", metavar="DIR", help="CURVE key folder (needed beyond 127.0.0.1)")
     group.add_argument(
         "--insecure",
@@ -79,18 +90,26 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def start_control(engine, args: argparse.Namespace, config: dict):
-    """Start a control server for ``engine`` if ``--control`` was given; returns it or None.
+@contextlib.contextmanager
+def control_server(
+    engine: Engine, args: argparse.Namespace, config: dict
+) -> Iterator[ControlServer | None]:
+    """Serve control commands for ``engine`` while the block runs, if ``--control`` was given
+    (the endpoint, else ``[control] endpoint`` of the configuration); yields the started
+    server, or None without ``--control``, and stops it on exit.
 
-    The text encoder is warmed up in the background so the first free-text cue is quick.
+    Enter it before the audio starts: it first loads the text encoder (seconds), so that the
+    first free-text cue is quick. Loaded in the background while audio ran, it cost ~40
+    deadline misses in the first seconds of a paced run (``benchmarks/control.py``).
     """
     if getattr(args, "control", None) is None:
-        return None
-    from ..cues import shared_text_encoder
+        yield None
+        return
+    from ..cues import TextEncoderUnavailable, shared_text_encoder
     from ..engine.control import ControlServer
 
     control = config["control"]
-    server = ControlServer(
+    server = ControlServer(  # refuses a bad endpoint or key folder before the slow warm-up
         engine.control,
         args.control or control["endpoint"],
         args.telemetry or control["telemetry"],
@@ -98,9 +117,16 @@ def start_control(engine, args: argparse.Namespace, config: dict):
         insecure=args.insecure,
         max_message_bytes=control["max_message_bytes"],
         telemetry_rate_hz=control["telemetry_rate_hz"],
-    ).start()
+    )
+    try:
+        shared_text_encoder().encode(["warm up"])
+    except TextEncoderUnavailable as error:
+        print(f"free-text cues are off: {error}", file=sys.stderr)
+    server.start()
     print(
         f"control on {server.endpoint}, telemetry on {server.telemetry_endpoint}", file=sys.stderr
     )
-    threading.Thread(target=lambda: shared_text_encoder().encode(["warm up"]), daemon=True).start()
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .common import add_model_options, effective_config, load_configured_model, untrained_warning
+from .control_cmd import add_control_options, control_server
 from .separate_cmd import add_cue_options, engine_config_from
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Output channel k carries tracked source k (or cue k, then the residual "
         "when extracting). --monitor mixes chosen outputs to a stereo pair instead. A terminal "
         "view shows levels, labels, latency, real-time factor, deadline misses and xruns; "
-        "Ctrl-C stops.",
+        "Ctrl-C stops. With --control, other programs steer the running engine (cues, mode, "
+        "gains) over ZeroMQ: rtsep ctl, rtsep bridge osc, or any client of docs/protocol.md.",
     )
     live.add_argument(
         "--input",
@@ -63,6 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="stop after this long (default: run until Ctrl-C)",
     )
     add_model_options(live)
+    add_control_options(live)
     live.set_defaults(run=run_live)
 
     devices = commands.add_parser("devices", help="list audio devices (index, channels, rate)")
@@ -106,7 +109,10 @@ def run_live(args: argparse.Namespace) -> int:
             f"({describe_device(output_device)}) has {device_outputs} channel(s): hear chosen "
             f"outputs on a stereo pair with --monitor, e.g. --monitor 0,1"
         )
-    with LiveSession(engine, input_device, output_device, monitor=args.monitor) as session:
+    with (
+        control_server(engine, args, config),
+        LiveSession(engine, input_device, output_device, monitor=args.monitor) as session,
+    ):
         print(_header(session))
         elapsed = _run(session, args.duration, sys.stdout if sys.stdout.isatty() else None)
     print(_summary(session, elapsed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import add_model_options, effective_config, load_configured_model, untrained_warning
-from .control_cmd import add_control_options, start_control
+from .control_cmd import add_control_options, control_server
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example_mix.flac"
 
@@ -224,24 +225,20 @@ def run_separate(args: argparse.Namespace) -> int:
     print(untrained_warning(model), end="")
     if args.control is not None and not args.realtime:
         raise ValueError("--control needs --realtime (an unpaced file finishes before any command)")
-    servers = []
-    try:
-        report = separate_to_folder(
-            model,
-            mix,
-            out_dir,
-            args.cues,
-            args.mode,
-            config,
-            args.realtime,
-            on_start=lambda engine: servers.append(start_control(engine, args, config)),
-        )
-    except AudioFileError as error:
-        raise ValueError(str(error)) from None
-    finally:
-        for server in servers:
-            if server is not None:
-                server.stop()
+    with contextlib.ExitStack() as servers:
+        try:
+            report = separate_to_folder(
+                model,
+                mix,
+                out_dir,
+                args.cues,
+                args.mode,
+                config,
+                args.realtime,
+                on_start=lambda engine: servers.enter_context(control_server(engine, args, config)),
+            )
+        except AudioFileError as error:
+            raise ValueError(str(error)) from None
     print(_describe(report, out_dir))
     return 0
 
