@@ -8,13 +8,16 @@ samples (the overlap-add tail; :class:`~rtsep.engine.Streamer` and the engine co
 
 ``configure(outputs, carry)`` changes the outputs between two chunks without touching the
 shared state (separator, EDA): output ``i`` takes the per-output state of previous output
-``carry[i]``, or starts from zeros. Running old and new outputs side by side for one chunk is
-how the engine crossfades a cue change at the cost of the per-output layers only.
+``carry[i]``, or starts from zeros. ``checkpoint()`` / ``restore()`` rewind a step, so the
+engine can run one chunk under the old outputs, rewind, and run it again under the new ones
+to crossfade a cue change. (Old and new outputs cannot share one step: every output attends
+to all the queries of its step, so each set must run with its own queries only.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -38,6 +41,14 @@ def cue_outputs(queries: np.ndarray) -> list[OutputSpec]:
     return [np.asarray(row, np.float32) for row in queries]
 
 
+@dataclass(frozen=True)
+class BackendCheckpoint:
+    """A backend's whole streaming state and outputs at one moment (see ``restore``)."""
+
+    state: dict[str, np.ndarray]
+    specs: list[OutputSpec]
+
+
 class Backend(Protocol):
     name: str
     hop_samples: int
@@ -49,6 +60,10 @@ class Backend(Protocol):
     ) -> None: ...
 
     def step(self, chunk: np.ndarray) -> np.ndarray: ...
+
+    def checkpoint(self) -> BackendCheckpoint: ...
+
+    def restore(self, checkpoint: BackendCheckpoint) -> None: ...
 
     @property
     def outputs(self) -> int: ...
@@ -97,6 +112,15 @@ class _StatefulBackend:
                     new[:, i] = old[:, source]
             self._state[name] = new
         self._set_specs(list(outputs))
+
+    def checkpoint(self) -> BackendCheckpoint:
+        """The state and outputs now. Cheap: state arrays are replaced, never written in place."""
+        return BackendCheckpoint(dict(self._state), list(self._specs))
+
+    def restore(self, checkpoint: BackendCheckpoint) -> None:
+        """Go back to ``checkpoint``: the next ``step`` computes what it would have then."""
+        self._state = dict(checkpoint.state)
+        self._set_specs(list(checkpoint.specs))
 
     def _set_specs(self, specs: list[OutputSpec]) -> None:
         self._specs = specs

@@ -17,7 +17,8 @@ nominal as soon as compute keeps up again.
 Control goes through :attr:`Engine.control`, a :class:`~rtsep.engine.controllable.CueState`:
 the control thread (the ZeroMQ server, or the methods below) validates and encodes cues and
 swaps in a new snapshot; the worker reads the snapshot at every chunk boundary and applies a
-cue or mode change with an equal-power crossfade of one chunk, gains with a one-chunk ramp.
+cue or mode change with a one-chunk crossfade (:mod:`rtsep.engine.crossfade`), gains with a
+one-chunk ramp.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..bindings.protocol import ControlError
 from ..model import Model
 from .backends import OutputSpec, cue_outputs, eda_outputs, make_backend
 from .controllable import CueSnapshot, CueState
+from .crossfade import crossfade
 from .latency import Latency, engine_latency
 from .resampler import StreamResampler
 from .ringbuffer import RingBuffer
@@ -252,7 +254,7 @@ class Engine:
             out = self._render(raw, mixture, self._plan)
             if self._fade_from is not None:  # the tracker moved sources between channels
                 previous = _Plan(**{**self._plan.__dict__, "assignment": self._fade_from})
-                out = _crossfade(self._render(raw, mixture, previous), out)
+                out = crossfade(self._render(raw, mixture, previous), out)
                 self._fade_from = None
             self._track(frames_before)
         else:
@@ -328,20 +330,25 @@ class Engine:
             self._plan.assignment = self._tracker.assignment.copy()
 
     def _switch(self, chunk: np.ndarray, mixture: np.ndarray, snapshot: CueSnapshot) -> np.ndarray:
-        """Run old and new outputs side by side for one chunk and crossfade between them."""
+        """Run the chunk under the old outputs, rewind, run it under the new ones, and
+        crossfade between the two.
+
+        Each run sees only its own queries, so the fade starts exactly where the old outputs
+        were and ends exactly where the new ones go on. A new output whose cue an old output
+        already had takes over that output's per-output state instead of starting from zeros.
+        """
         old = self._plan
         if snapshot.mode == "separate" and old.mode != "separate":
             self._tracker = self._new_tracker()
         new = self._plan_for(snapshot)
-        n_old, n_new = len(old.specs), len(new.specs)
-        self.backend.configure(old.specs + new.specs, carry=[*range(n_old), *([None] * n_new)])
-        raw = self.backend.step(chunk)
-        before = self._render(raw[:n_old], mixture, old)
-        after = self._render(raw[n_old:], mixture, new)
-        self.backend.configure(new.specs, carry=[n_old + i for i in range(n_new)])
+        start = self.backend.checkpoint()
+        before = self._render(self.backend.step(chunk), mixture, old)
+        self.backend.restore(start)
+        self.backend.configure(new.specs, carry=_continued(old, new))
+        after = self._render(self.backend.step(chunk), mixture, new)
         self._plan = new
         self._fade_from = None
-        return _crossfade(before, after)
+        return crossfade(before, after)
 
     def _apply_gains(self, out: np.ndarray, snapshot: CueSnapshot) -> np.ndarray:
         target = np.asarray(snapshot.output_gains, dtype=np.float64)
@@ -512,7 +519,10 @@ class Engine:
         )
 
 
-def _crossfade(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Equal-power crossfade over the block: ``cos`` out, ``sin`` in (``[channels, n]``)."""
-    phase = (np.arange(before.shape[1]) + 0.5) / before.shape[1] * (np.pi / 2)
-    return (before * np.cos(phase) + after * np.sin(phase)).astype(np.float32)
+def _continued(old: _Plan, new: _Plan) -> list[int | None]:
+    """For each output of ``new``: the output of ``old`` with the same cue, whose per-output
+    state it takes over, or None (fresh state). EDA slots (``separate``) start fresh."""
+    if "separate" in (old.mode, new.mode):
+        return [None] * len(new.specs)
+    position = {cue: index for index, cue in enumerate(old.cues)}
+    return [position.get(cue) for cue in new.cues]

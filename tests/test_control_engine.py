@@ -53,11 +53,18 @@ def run_with_server(model, mixture, cues, commands):
     return run, results
 
 
-@pytest.mark.xfail(
-    reason="intermittent: a step up to 4x the signal's own near the switch was seen once "
-    "(fresh per-output state, or silence from a deadline miss?); under investigation",
-    strict=False,
-)
+#: Real-time runs tried for one without deadline misses before the click check gives up.
+ATTEMPTS = 3
+
+
+def silenced(run) -> int:
+    """Deadline misses and backlog drops of a run: each puts silence into the outputs, and a
+    jump from signal to silence looks exactly like a click (a miss at the switch gave a step
+    3.7x the largest elsewhere when forced with ``Engine.stall``)."""
+    stats = run.engine.stats.snapshot()
+    return stats["deadline_misses"] + stats["dropped_chunks"]
+
+
 def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
     mixture = tone_mixture(2.0)
 
@@ -67,11 +74,18 @@ def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
         reply = client.set_cues("music", "env")
         return {"reply": reply, "sent": sent, "status": client.status()}
 
-    run, results = run_with_server(model, mixture, ["speech", "env"], commands)
-    assert results["reply"]["cues"][0]["text"] == "music"
-    assert run.engine.cues == ["music", "env"]
-    applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
-    assert len(applied) == 1
+    overloaded = []
+    for _ in range(ATTEMPTS):
+        run, results = run_with_server(model, mixture, ["speech", "env"], commands)
+        assert results["reply"]["cues"][0]["text"] == "music"
+        assert run.engine.cues == ["music", "env"]
+        applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
+        assert len(applied) == 1
+        if not silenced(run):
+            break
+        overloaded.append(silenced(run))
+    else:
+        pytest.skip(f"deadline misses or drops in all {ATTEMPTS} runs ({overloaded}): overloaded")
     # Receipt → audible: a chunk to wait, the crossfade chunk, and the output queue at most.
     chunk_ms = 1000 * run.engine.chunk_samples / RATE
     queue_ms = 1000 * run.engine.latency.total_samples / RATE

@@ -7,6 +7,7 @@ import pytest
 from scipy.signal import butter, sosfilt
 
 import rtsep
+from rtsep.engine.crossfade import crossfade
 from rtsep.engine.file_runner import run_file
 from rtsep.engine.runtime import EngineConfig
 
@@ -121,6 +122,44 @@ def test_cue_change_is_applied_at_a_chunk_boundary_and_measured(model):
     assert len(applied) == 1 and applied[0]["cues"] == ["music"]
     # Receipt to audible: at most a chunk of waiting, the chunk itself and the output queue.
     assert 0 < applied[0]["switch_ms"] < 1000 * run.engine.latency.total_samples / rate + 100
+
+
+def run_unpaced(model, mixture: np.ndarray, cues: list[str], switch=None):
+    """``(outputs [channels, frames], engine)`` for ``mixture`` at 16 kHz in 128-sample blocks,
+    each processed as it is pushed; ``switch = (block, cues)`` changes the cues before that
+    block."""
+    from rtsep.engine.runtime import Engine
+
+    engine = Engine(model, EngineConfig(block_samples=128, backend="onnxruntime"), cues)
+    out = np.zeros((engine.channels, mixture.shape[1]), np.float32)
+    for start in range(0, mixture.shape[1] - 127, 128):
+        if switch is not None and start == 128 * switch[0]:
+            engine.set_cues(switch[1])
+        engine.push_input(mixture[:, start : start + 128])
+        engine.process_pending_input()
+        engine.pull_output(out[:, start : start + 128])
+    return out, engine
+
+
+def test_a_cue_change_fades_from_exactly_the_old_outputs_to_exactly_the_new_ones(model):
+    # Swapping two cues changes no output's queries, only the channel order: the model is
+    # the same with its outputs permuted. So the result is known sample by sample: the
+    # outputs as they were, one chunk of crossfade, then the swapped outputs going on
+    # without a restart (each takes over the state of the output it continues).
+    mixture = noise(1.0, 16000, seed=3)
+    steady, engine = run_unpaced(model, mixture, ["speech", "env"])
+    swapped, _ = run_unpaced(model, mixture, ["speech", "env"], switch=(50, ["env", "speech"]))
+    # The switch chunk holds input [6400, 6528); its output leaves the model one hop
+    # (window - hop) later and the engine as a whole ``total_samples`` later.
+    chunk = engine.chunk_samples
+    fade_start = 50 * 128 - (model.config.window_samples - model.hop_samples)
+    fade_start += int(engine.latency.total_samples)
+    fade = slice(fade_start, fade_start + chunk)
+    expected = steady.copy()
+    expected[:, fade] = crossfade(steady[:, fade], steady[::-1, fade])
+    expected[:, fade.stop :] = steady[::-1, fade.stop :]
+    assert np.abs(steady[0, fade.stop :] - steady[1, fade.stop :]).max() > 1e-2  # they differ
+    np.testing.assert_allclose(swapped, expected, atol=1e-5)
 
 
 def test_bad_requests_change_nothing(model):
