@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import pytest
+import torch
 from synthetic_corpus import HELD_OUT, SOUNDS, write_corpus
 
 import rtsep
@@ -54,3 +57,26 @@ def test_a_finished_run_resumes_where_it_stopped(run):
     trainer.run()
     steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert max(steps) == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_runs_on_cuda_and_the_model_loads_on_the_cpu(run, tmp_path):
+    settings, cpu_run_dir = run
+    shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")
+    cuda = dataclasses.replace(settings, run_dir=str(tmp_path), device="cuda", stage2_steps=3)
+    Trainer(cuda).run()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records if "total" in r] == [1, 1, 2, 2, 2]
+    model = rtsep.load_model(tmp_path / "best.pt")
+    assert model.network.device.type == "cpu"
+
+
+def test_a_time_limit_stops_a_run_validated_and_checkpointed(run, tmp_path):
+    settings, cpu_run_dir = run
+    shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")
+    limited = dataclasses.replace(settings, run_dir=str(tmp_path), time_limit_s=1e-9)
+    Trainer(limited).run()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "total" in r] == [1]
+    assert any("validation_eda_si_snri" in r for r in records)
+    assert Trainer(limited).step == 1  # resumes from the checkpoint written at the stop

@@ -24,6 +24,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--stage2-steps", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--device", help="cpu, cuda, or auto (cuda when available); default cpu")
+    train.add_argument(
+        "--loader-workers", type=int, metavar="N", help="processes simulating mixtures"
+    )
+    train.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this wall time, validated and checkpointed (resume later)",
+    )
     train.set_defaults(run=run_train)
 
 
@@ -39,6 +49,9 @@ def run_train(args: argparse.Namespace) -> int:
         stage2_steps=args.stage2_steps,
         batch_size=args.batch_size,
         threads=args.threads,
+        device=args.device,
+        loader_workers=args.loader_workers,
+        time_limit_s=args.time_limit,
     )
     Trainer(settings).run()
     print(f"done: best checkpoint in {settings.run_dir}/best.pt")

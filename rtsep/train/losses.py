@@ -62,18 +62,19 @@ def onset_ordered_pit(
     )  # [P, S]
     real = torch.arange(slots, device=pairwise.device)[None, :] < count[:, None]  # [B, S]
     # cost[b, p] = sum_k real[k] * pairwise[b, k, perm[p, k]]
-    gathered = pairwise[:, torch.arange(slots)[None, :], perms]  # [B, P, S]
+    device = pairwise.device
+    gathered = pairwise[:, torch.arange(slots, device=device)[None, :], perms]  # [B, P, S]
     cost = (gathered * real[:, None, :]).sum(-1)
     # Validity: padding slots map to padding sources; onsets non-decreasing along real slots.
     perm_onsets = onsets[:, perms]  # [B, P, S]
-    perm_real = real[torch.arange(batch)[:, None, None], perms[None]]  # [B, P, S]
+    perm_real = real[torch.arange(batch, device=device)[:, None, None], perms[None]]  # [B,P,S]
     valid = (perm_real == real[:, None, :]).all(-1)
     ordered = perm_onsets[..., 1:] >= perm_onsets[..., :-1]
     both_real = real[:, None, 1:]
     valid &= (ordered | ~both_real).all(-1)
     cost = cost.masked_fill(~valid, float("inf"))
     best = cost.argmin(-1)
-    loss = cost[torch.arange(batch), best] / count.clamp_min(1)
+    loss = cost[torch.arange(batch, device=device), best] / count.clamp_min(1)
     return loss, perms[best]
 
 

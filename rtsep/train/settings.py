@@ -18,7 +18,10 @@ class TrainSettings:
     run_dir: str = "runs/default"  # checkpoints, log.jsonl, curves.png, settings.json
     init: str = ""  # checkpoint to start from ("" = random; "shipped" = the packaged weights)
     seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int = 1  # torch intra-op threads (2 on 2 cores oversubscribes with the loader)
+    loader_workers: int = 1  # processes simulating mixtures
+    time_limit_s: float = 0.0  # stop (validated and checkpointed) after this wall time; 0 = none
     batch_size: int = 8
     segment_seconds: float = 2.0
     min_sources: int = 1

@@ -35,11 +35,21 @@ from .losses import (
 from .settings import TrainSettings
 
 
+def training_device(name: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` (an error without CUDA) or ``"auto"`` (CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"training device {name!r} asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
 class Trainer:
     def __init__(self, settings: TrainSettings) -> None:
         self.settings = s = settings
         torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed)
+        self.device = training_device(s.device)
         self.run_dir = Path(s.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         s.save(self.run_dir / "settings.json")
@@ -68,7 +78,7 @@ class Trainer:
             length=s.validation_mixtures,
             **common,
         )
-        self.network = self._initial_network()
+        self.network = self._initial_network().to(self.device)
         self.labels = list(self.network.config.labels)
         self.phrasings = self._phrasing_embeddings()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=s.stage1_lr)
@@ -102,7 +112,7 @@ class Trainer:
         last = self.run_dir / "last.pt"
         if not last.exists():
             return
-        payload = torch.load(last, weights_only=False)
+        payload = torch.load(last, map_location=self.device, weights_only=False)
         self.network.load_state_dict(payload["network"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step = payload["step"]
@@ -119,18 +129,23 @@ class Trainer:
             batch_size=s.batch_size,
             sampler=range(start * s.batch_size, s.total_steps * s.batch_size),
             collate_fn=functools.partial(collate, max_sources=s.max_sources, labels=self.labels),
-            num_workers=1,
+            num_workers=s.loader_workers,
             prefetch_factor=4,
+            pin_memory=self.device.type == "cuda",
         )
         bar = tqdm(
             loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05
         )
         started = time.time()
-        for batch in bar:
+        for host_batch in bar:
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in host_batch.items()}
             stage = 1 if self.step < s.stage1_steps else 2
             self._set_lr(s.stage1_lr if stage == 1 else s.stage2_lr)
             use_eda = stage == 1 or self.rng.random() < s.eda_fraction
-            losses = self._eda_losses(batch) if use_eda else self._cue_losses(batch)
+            if use_eda:
+                losses = self._eda_losses(batch)
+            else:
+                losses = self._cue_losses(batch, self._draw_cues(host_batch))
             self.optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), s.gradient_clip)
@@ -140,10 +155,14 @@ class Trainer:
             record.update(step=self.step, stage=stage, mode="eda" if use_eda else "cue")
             bar.set_postfix(stage=stage, loss=f"{record['total']:.2f}", mode=record["mode"])
             self._log(record | {"elapsed_s": round(time.time() - started, 1)})
-            if self.step % s.validate_every == 0 or self.step == s.total_steps:
+            out_of_time = 0 < s.time_limit_s <= time.time() - started
+            if self.step % s.validate_every == 0 or self.step == s.total_steps or out_of_time:
                 self._validate()
-            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps:
+            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps or out_of_time:
                 self._checkpoint()
+            if out_of_time:
+                tqdm.write(f"stopped at step {self.step}: time limit of {s.time_limit_s:g} s")
+                break
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -161,7 +180,7 @@ class Trainer:
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
         # Align each real slot's final attractor with its source's label embedding.
-        real = torch.arange(s.max_sources)[None, :] < batch["count"][:, None]
+        real = torch.arange(s.max_sources, device=self.device)[None, :] < batch["count"][:, None]
         final = out.attractors[:, -1, : s.max_sources]  # [B, S, E]
         slot_labels = torch.gather(batch["label_ids"], 1, permutation)
         alignment = alignment_loss(final[real], slot_labels[real], net.cues.labels.weight)
@@ -176,14 +195,16 @@ class Trainer:
     def _heard_counts(self, onsets: torch.Tensor, grid_points: int) -> torch.Tensor:
         """``[B, G]``: sources begun by the end of the frame each attractor is decoded from."""
         c = self.network.config
-        frame = torch.arange(grid_points) * c.attractor_interval_hops
+        frame = torch.arange(grid_points, device=onsets.device) * c.attractor_interval_hops
         heard_until = (frame + 1) * c.hop_samples  # exclusive end sample of that frame
         return (onsets[:, None, :] < heard_until[None, :, None]).sum(-1)
 
-    def _cue_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _cue_losses(
+        self, batch: dict[str, torch.Tensor], cues: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         s = self.settings
         net = self.network
-        cues = self._draw_cues(batch)
+        cues = {k: v.to(self.device) for k, v in cues.items()}
         queries = torch.where(
             cues["is_text"].unsqueeze(-1),
             net.cues.embed_text(cues["text"]),
@@ -222,7 +243,8 @@ class Trainer:
     def _draw_cues(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One or two cues per mixture: mostly classes present, sometimes an absent one.
 
-        A cue's target is the sum of the mixture's sources of that class (silence if absent).
+        ``batch`` is on the host (the draw is numpy); so are the returned tensors. A cue's target
+        is the sum of the mixture's sources of that class (silence if absent).
         """
         s = self.settings
         rng = self.rng
@@ -268,6 +290,7 @@ class Trainer:
         for index in range(len(self.validation_set)):
             item = self.validation_set[index]
             batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             out = self.network(batch["mixture"])
             length = out.sources.shape[-1]
             targets = batch["sources"][..., :length].double()
@@ -289,10 +312,11 @@ class Trainer:
                 chosen = [lab == label for lab in item.labels]
                 if all(chosen):
                     continue
-                ids = torch.tensor([self.labels.index(label)])
+                ids = torch.tensor([self.labels.index(label)], device=self.device)
                 query = self.network.cues.embed_labels(ids)[None]
                 estimate = self.network(batch["mixture"], query).sources.double()
-                target = torch.from_numpy(item.sources[chosen].sum(0)).double()[None, None, :length]
+                target = torch.from_numpy(item.sources[chosen].sum(0)).to(self.device).double()
+                target = target[None, None, :length]
                 gain = pairwise_neg_si_snr(mixture, target) - pairwise_neg_si_snr(estimate, target)
                 cue_gain.append(float(gain))
         self.network.train()
