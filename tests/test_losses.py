@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from rtsep.train.losses import existence_loss, onset_ordered_pit, pairwise_neg_si_snr
+from rtsep.train.losses import (
+    existence_loss,
+    onset_ordered_pit,
+    pairwise_neg_si_snr,
+    pairwise_neg_snr,
+)
 
 
 def _signals(sources: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:
@@ -75,3 +80,20 @@ def test_existence_targets_are_heard_ones_then_zeros() -> None:
     wrong = torch.tensor([[[20.0, -20.0, 20.0, -20.0]]])
     assert float(existence_loss(right, heard)) < 1e-6
     assert float(existence_loss(wrong, heard)) > 5.0
+
+
+def test_snr_scores_the_level_that_si_snr_ignores() -> None:
+    target = _signals(1)
+    quiet = 1e-3 * target  # the right shape, 60 dB too quiet
+    assert float(-pairwise_neg_si_snr(quiet, target)) > 50.0  # perfect up to EPS
+    assert abs(float(-pairwise_neg_snr(quiet, target))) < 0.01  # no better than silence
+    assert float(-pairwise_neg_snr(target, target, max_db=30.0)) == pytest.approx(30.0, abs=0.01)
+
+
+def test_pairwise_snr_pairs_every_estimate_with_every_target() -> None:
+    targets = _signals(2)
+    estimates = targets.flip(1) + 0.1 * _signals(2, seed=4)
+    pairwise = -pairwise_neg_snr(estimates, targets)
+    assert pairwise.shape == (1, 2, 2)
+    assert pairwise[0, 0, 1] > 15.0 and pairwise[0, 1, 0] > 15.0  # crossed pairs match
+    assert pairwise[0, 0, 0] < 1.0 and pairwise[0, 1, 1] < 1.0

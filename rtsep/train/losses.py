@@ -39,6 +39,25 @@ def pairwise_neg_si_snr(
     return -10 * torch.log10(projection_energy.clamp_min(EPS) / error_energy)
 
 
+def pairwise_neg_snr(
+    estimates: torch.Tensor, targets: torch.Tensor, max_db: float | None = None
+) -> torch.Tensor:
+    """Negative SNR in dB (not scale-invariant) for every (estimate, target) pair.
+
+    ``estimates [B, N, T]``, ``targets [B, S, T]`` → ``[B, N, S]``; ``max_db`` caps it softly
+    as in :func:`pairwise_neg_si_snr`. Unlike SI-SNR it scores the level too: trained on
+    SI-SNR alone, with the silence loss for absent cues pulling every level down, extraction
+    outputs had the right shape at -60 dB.
+    """
+    dot = torch.einsum("bnt,bst->bns", estimates, targets)
+    target_energy = (targets * targets).sum(-1).unsqueeze(1)  # [B, 1, S]
+    estimate_energy = (estimates * estimates).sum(-1).unsqueeze(2)  # [B, N, 1]
+    error_energy = (estimate_energy - 2 * dot + target_energy).clamp_min(EPS)
+    if max_db is not None:
+        error_energy = error_energy + 10 ** (-max_db / 10) * target_energy
+    return -10 * torch.log10(target_energy.clamp_min(EPS) / error_energy)
+
+
 def onset_ordered_pit(
     pairwise: torch.Tensor, count: torch.Tensor, onsets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

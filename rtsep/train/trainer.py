@@ -30,9 +30,13 @@ from .losses import (
     existence_loss,
     onset_ordered_pit,
     pairwise_neg_si_snr,
+    pairwise_neg_snr,
     silence_loss,
 )
 from .settings import TrainSettings
+
+#: Per-pair signal losses selectable by ``TrainSettings.signal_loss``.
+SIGNAL_LOSSES = {"snr": pairwise_neg_snr, "si_snr": pairwise_neg_si_snr}
 
 
 def training_device(name: str) -> torch.device:
@@ -50,6 +54,11 @@ class Trainer:
         torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed)
         self.device = training_device(s.device)
+        if s.signal_loss not in SIGNAL_LOSSES:
+            raise ValueError(
+                f"signal_loss must be one of {sorted(SIGNAL_LOSSES)}, not {s.signal_loss!r}"
+            )
+        self.signal_loss = SIGNAL_LOSSES[s.signal_loss]
         self.run_dir = Path(s.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         s.save(self.run_dir / "settings.json")
@@ -175,7 +184,7 @@ class Trainer:
         out = net(batch["mixture"])
         length = out.sources.shape[-1]
         targets = batch["sources"][..., :length]
-        pairwise = pairwise_neg_si_snr(out.sources, targets, s.si_snr_cap_db)
+        pairwise = self.signal_loss(out.sources, targets, s.si_snr_cap_db)
         separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
@@ -215,7 +224,7 @@ class Trainer:
         targets = cues["targets"][..., :length]
         present = cues["present"]
         neg_si_snr = torch.diagonal(
-            pairwise_neg_si_snr(out.sources, targets, s.si_snr_cap_db), dim1=1, dim2=2
+            self.signal_loss(out.sources, targets, s.si_snr_cap_db), dim1=1, dim2=2
         )
         extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
         silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
@@ -244,7 +253,10 @@ class Trainer:
         """One or two cues per mixture: mostly classes present, sometimes an absent one.
 
         ``batch`` is on the host (the draw is numpy); so are the returned tensors. A cue's target
-        is the sum of the mixture's sources of that class (silence if absent).
+        is the sum of the mixture's sources of that class (silence if absent). A class that is
+        the whole mixture is never cued: its target would be the mixture itself, and the
+        near-perfect score of passing everything through outweighs every real extraction (a
+        stage 2 on such cues learnt identity masks: 0.7 dB SI-SNRi by label after 10k steps).
         """
         s = self.settings
         rng = self.rng
@@ -257,8 +269,9 @@ class Trainer:
         targets = torch.zeros(batch_size, n, length)
         for b in range(batch_size):
             ids = batch["label_ids"][b, : batch["count"][b]]
-            here = [int(i) for i in rng.permutation(np.unique(ids.numpy()))]
-            absent = [i for i in range(len(self.labels)) if i not in here]
+            classes = np.unique(ids.numpy())
+            here = [int(i) for i in rng.permutation(classes)] if len(classes) > 1 else []
+            absent = [i for i in range(len(self.labels)) if i not in classes]
             for k in range(n):
                 take_absent = absent and (not here or rng.random() < s.absent_cue_probability)
                 label = absent.pop(int(rng.integers(len(absent)))) if take_absent else here.pop(0)
