@@ -40,14 +40,16 @@ def test_onnxruntime_matches_torch_over_200_chunks(model, onnx_path, cues):
     torch_backend.reset(queries)
     onnx_backend.reset(queries)
     hop = model.hop_samples
-    reference, candidate = [], []
+    reference, candidate, peak = [], [], 0.0
     for index in range(200):
         hops = 1 + index % 3
         chunk = (0.1 * rng.standard_normal(hops * hop) * (1 + np.sin(index / 9))).astype(np.float32)
+        peak = max(peak, float(np.abs(chunk).max()))
         reference.append(torch_backend.step(chunk))
         candidate.append(onnx_backend.step(chunk))
     reference, candidate = np.concatenate(reference, 1), np.concatenate(candidate, 1)
-    assert np.abs(candidate - reference).max() / np.abs(reference).max() < 1e-4
+    # Relative to the input: a trained model may all but silence noise for a given cue.
+    assert np.abs(candidate - reference).max() / peak < 1e-5
     np.testing.assert_allclose(onnx_backend.existence, torch_backend.existence, atol=1e-4)
 
 
