@@ -27,7 +27,8 @@ def plot_curves(log_path: Path, png_path: Path, smoothing_steps: int = 50) -> No
             left.plot(steps[smoothing_steps - 1 :], np.convolve(values, kernel, "valid"), label=key)
     left.set_xlabel("step")
     left.set_title("training losses (moving average)")
-    left.legend()
+    if left.lines:  # a run shorter than the smoothing window has no curve yet
+        left.legend()
     for key, name in (
         ("validation_eda_si_snri", "EDA separation SI-SNRi (dB)"),
         ("validation_label_si_snri", "label extraction SI-SNRi (dB)"),
@@ -39,7 +40,8 @@ def plot_curves(log_path: Path, png_path: Path, smoothing_steps: int = 50) -> No
             right.plot(steps, values, marker="o", label=name)
     right.set_xlabel("step")
     right.set_title("quick validation")
-    right.legend()
+    if right.lines:
+        right.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=80)
     plt.close(fig)
