@@ -10,6 +10,10 @@ re-initialises it so later tests can use PortAudio again. Streams must be closed
 Facts this relies on (measured): the server accepts clients ~0.2 s after launch; sounddevice
 shows it as "system, JACK Audio Connection Kit"; a PortAudio stream's ports are named
 ``PortAudio:in_N``/``PortAudio:out_N`` with N changing on every open, so look them up.
+libjack (jack2) deactivates a client with a process callback by cancelling its process thread
+*asynchronously*: a thread cancelled inside a Python callback dies holding the GIL and the
+whole test process hangs (it did, with the recorder late on a loaded machine; deactivating a
+client whose callback is busy hangs every time). ``JackPlayRecord.close`` avoids that.
 """
 
 from __future__ import annotations
@@ -102,9 +106,19 @@ class JackServer:
         sd._initialize()
 
     def log(self) -> str:
-        """The server's stdout and stderr so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-2000:]
+        """The end of the server's stdout and stderr so far."""
+        return self._output()[-2000:]
+
+    def graph_errors(self) -> int:
+        """Cycles so far whose graph failed because a client was late: jackd logs each as
+        "Process error". PortAudio's xrun flags missed some (1000-frame blocks on 256-frame
+        periods: its buffer adapter does not call the stream back every cycle)."""
+        return self._output().count("Process error")
+
+    def _output(self) -> str:
+        """All the server wrote so far, read with ``pread``: jackd shares the file offset."""
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def client(self, name: str = "rtsep-test") -> jack.Client:
         """A JACK-Client connected to this server (close it when done)."""
@@ -159,6 +173,8 @@ class JackPlayRecord:
         self._inports = [self.client.inports.register(f"in_{i}") for i in range(record_channels)]
         self._position = -1  # -1: idle; >= 0: frames done since run() began
         self._done = threading.Event()
+        self._thread_id: int | None = None  # the process thread's native id, once it runs
+        self._exit: type[Exception] | None = None  # raised by the next callback: close()
         self.client.set_process_callback(self._process)
         self.client.activate()
 
@@ -178,12 +194,29 @@ class JackPlayRecord:
             raise TimeoutError("the JACK server stopped calling the client")
         return self.recording
 
-    def close(self) -> None:
-        """Deactivate and close the client."""
-        self.client.deactivate()
+    def close(self, timeout_s: float = 5.0) -> None:
+        """End the process thread from inside, then close the client.
+
+        The next process callback raises ``jack.CallbackExit``, on which libjack deactivates
+        the client from its own thread and ends that thread; closing waits for the thread to
+        be gone (Linux: ``/proc/self/task``), so deactivation never cancels it inside Python
+        (see the module doc). After ``timeout_s`` without a callback the server is not
+        cycling, the thread waits inside libjack and closing is safe anyway.
+        """
+        import jack
+
+        self._exit = jack.CallbackExit
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and (
+            self._thread_id is None or os.path.exists(f"/proc/self/task/{self._thread_id}")
+        ):
+            time.sleep(0.001)
         self.client.close()
 
     def _process(self, frames: int) -> None:
+        self._thread_id = threading.get_native_id()
+        if self._exit is not None:
+            raise self._exit
         start = self._position
         if start < 0:
             for port in self._outports:

@@ -4,10 +4,17 @@ The JACK period equals the host block (one case aside), so PortAudio hands the e
 periods and the device round trip is 2 periods. Extracting one cue with the residual, the two
 outputs add up to the input whatever the model's weights, so the sum's lag behind the input
 is the end-to-end delay.
+
+On a loaded machine a run can be disturbed: the JACK server (no real-time scheduling here)
+goes on without a client that is late (the stream's or the recorder's; jackd logs it, PortAudio
+mostly flags an xrun) and audio is lost on the way; or the engine misses a deadline and plays
+silence. Either breaks the sum's correlation with the input, or shifts its peak, whatever the
+latency. A failing run that was disturbed is tried again; one that was not is a real mismatch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -29,6 +36,10 @@ pytestmark = pytest.mark.jack
 
 #: Allowed |measured - reported| in samples: one per resampling stage (in and out).
 TOLERANCE_SAMPLES = {16000: 0, 48000: 2}
+#: Least correlation of the outputs' sum with the input (soxr's filters are not linear-phase).
+MIN_CORRELATION = {16000: 0.999, 48000: 0.95}
+#: Runs tried per case while failing runs were disturbed (xruns, deadline misses, drops).
+ATTEMPTS = 3
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +84,59 @@ def play_through(server: JackServer, session: LiveSession, signal: np.ndarray) -
     return recording
 
 
-@pytest.mark.xfail(
-    reason="flaky on a loaded 2-core machine: passed 11/11 alone and in one full run, then "
-    "failed 1-5 cases in later runs (deadline misses in Python callbacks); to investigate",
-    strict=False,
-)
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One run through the JACK device: the delay found, the one reported, and what may have
+    disturbed the recording."""
+
+    measured: int  # lag of the outputs' sum behind the input (samples)
+    reported: float  # LiveSession.latency.total_samples
+    correlation: float  # of the outputs' sum, aligned, with the input
+    graph_errors: int  # JACK cycles that went on without a late client (the server's log)
+    xruns: int  # callbacks PortAudio flagged for such a cycle
+    deadline_misses: int  # engine output callbacks that played silence
+    dropped_chunks: int  # engine backlog drops
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether audio was lost or replaced on the way, whatever the latency."""
+        counts = (self.graph_errors, self.xruns, self.deadline_misses, self.dropped_chunks)
+        return any(counts)
+
+    def __str__(self) -> str:
+        return (
+            f"measured {self.measured} vs reported {self.reported:.2f} samples, correlation "
+            f"{self.correlation:.4f}; {self.graph_errors} JACK graph errors, {self.xruns} xruns, "
+            f"{self.deadline_misses} deadline misses, {self.dropped_chunks} dropped chunks"
+        )
+
+    def agrees(self, rate_hz: int) -> bool:
+        """Measured equals reported within tolerance, and the sum is the input."""
+        return (
+            abs(self.measured - self.reported) <= TOLERANCE_SAMPLES[rate_hz]
+            and self.correlation > MIN_CORRELATION[rate_hz]
+        )
+
+
+def measure(server: JackServer, session: LiveSession, signal: np.ndarray) -> Measurement:
+    """Play ``signal [1, frames]`` through ``session``, whose outputs add up to its input
+    (one cue and the residual), and measure the delay of their sum."""
+    graph_errors = server.graph_errors()
+    total = play_through(server, session, signal).sum(axis=0)
+    measured = delay_of(total, signal[0])
+    aligned = total[measured : measured + signal.shape[1]]
+    stats = session.engine.stats
+    return Measurement(
+        measured=measured,
+        reported=float(session.latency.total_samples),
+        correlation=float(np.corrcoef(aligned, signal[0, : aligned.size])[0, 1]),
+        graph_errors=server.graph_errors() - graph_errors,
+        xruns=session.counters().xruns,
+        deadline_misses=stats.deadline_misses,
+        dropped_chunks=stats.dropped_chunks,
+    )
+
+
 @pytest.mark.parametrize(
     ("rate_hz", "block", "period", "monitor"),
     [
@@ -98,20 +157,23 @@ def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
 ) -> None:
     server: JackServer = jack_server(rate_hz, period)
     config = EngineConfig(device_rate_hz=rate_hz, block_samples=block, residual=True)
-    engine = Engine(model, config, cues=["speech"], mode="extract")
     signal = noise_bursts(rate_hz, seed=block)
-    with LiveSession(engine, "JACK", "JACK", monitor=monitor) as session:
-        recording = play_through(server, session, signal)
-    reported = session.latency.total_samples
+    disturbed: list[Measurement] = []
+    for _ in range(ATTEMPTS):
+        engine = Engine(model, config, cues=["speech"], mode="extract")
+        with LiveSession(engine, "JACK", "JACK", monitor=monitor) as session:
+            run = measure(server, session, signal)
+        if run.agrees(rate_hz) or not run.disturbed:
+            break
+        disturbed.append(run)
+    else:
+        runs = " | ".join(map(str, disturbed))
+        pytest.skip(f"all {ATTEMPTS} runs disturbed by an overloaded machine: {runs}")
     if block == period:
         assert session.latency.device_samples == 2 * period  # JACK: capture + playback period
-    assert reported == engine.latency.total_samples + session.latency.device_samples
-    total = recording.sum(axis=0)
-    measured = delay_of(total, signal[0])
-    assert abs(measured - reported) <= TOLERANCE_SAMPLES[rate_hz], (measured, reported)
-    aligned = total[measured : measured + signal.shape[1]]
-    correlation = np.corrcoef(aligned, signal[0])[0, 1]
-    assert correlation > (0.999 if rate_hz == 16000 else 0.95)  # the sum is the input
+    assert run.reported == engine.latency.total_samples + session.latency.device_samples
+    assert abs(run.measured - run.reported) <= TOLERANCE_SAMPLES[rate_hz], str(run)
+    assert run.correlation > MIN_CORRELATION[rate_hz], str(run)  # the sum is the input
 
 
 def test_monitor_spreads_outputs_from_left_to_right_at_equal_power() -> None:
