@@ -281,6 +281,8 @@ class Engine:
                         "mode": snapshot.mode,
                         "cues": self.cues,
                         "version": snapshot.version,
+                        # The chunk whose output is the crossfade (0 = the first chunk).
+                        "chunk": self.backend.frame_index // self.config.chunk_hops - 1,
                         "switch_ms": self.switch_ms[-1],
                     }
                 )

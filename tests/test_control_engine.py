@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from unpaced import run_unpaced
 
 import rtsep
 from rtsep.bindings import Client
@@ -70,9 +71,8 @@ def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
 
     def commands(client):
         time.sleep(0.6)
-        sent = time.monotonic()
         reply = client.set_cues("music", "env")
-        return {"reply": reply, "sent": sent, "status": client.status()}
+        return {"reply": reply, "status": client.status()}
 
     overloaded = []
     for _ in range(ATTEMPTS):
@@ -86,17 +86,27 @@ def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
         overloaded.append(silenced(run))
     else:
         pytest.skip(f"deadline misses or drops in all {ATTEMPTS} runs ({overloaded}): overloaded")
-    # Receipt → audible: a chunk to wait, the crossfade chunk, and the output queue at most.
-    chunk_ms = 1000 * run.engine.chunk_samples / RATE
-    queue_ms = 1000 * run.engine.latency.total_samples / RATE
-    assert 0 < applied[0]["switch_ms"] <= 2 * chunk_ms + queue_ms + 50
-    # No discontinuity: no sample-to-sample jump beyond what the outputs do elsewhere.
+    # Applied at the chunk boundary the engine recorded: sample for sample, the outputs are
+    # those of an unpaced run whose cues change before that chunk (crossfade included).
+    chunk = applied[0]["chunk"]
+    delay = round(run.engine.latency.total_samples)
+    heard = run.outputs[:, : mixture.shape[1] - delay]  # delay-compensated; reference is not
+    switched, _ = run_unpaced(model, mixture, ["speech", "env"], (chunk, ["music", "env"]))
+    scale = np.abs(switched).max()  # tolerances follow the outputs, whose level the weights set
+    np.testing.assert_allclose(heard, switched[:, delay:], rtol=0, atol=1e-4 * scale)
+    steady, _ = run_unpaced(model, mixture, ["speech", "env"])
+    assert np.abs(heard - steady[:, delay:]).max() > 0.1 * scale  # the switch changed them
+    # No click: no sample-to-sample jump into, through or out of the crossfade beyond what
+    # the outputs do elsewhere (a new cue's output starts from fresh state, and its onset
+    # counts as elsewhere, like the start of the run). The crossfade is the switch chunk's
+    # output: aligned with the input (window - hop) samples before that chunk (overlap-add).
     steps = np.abs(np.diff(run.outputs, axis=1))
-    switch_at = int((0.6 + applied[0]["switch_ms"] / 1000) * RATE)
-    around = steps[:, max(0, switch_at - 4000) : switch_at + 4000]
-    elsewhere = np.concatenate(
-        [steps[:, RATE // 4 : switch_at - 4000], steps[:, switch_at + 4000 :]], 1
+    fade_start = chunk * run.engine.chunk_samples - (
+        model.config.window_samples - model.hop_samples
     )
+    fade_end = fade_start + run.engine.chunk_samples
+    around = steps[:, fade_start - 1 : fade_end]
+    elsewhere = np.concatenate([steps[:, RATE // 4 : fade_start - 1], steps[:, fade_end:]], 1)
     assert around.max() <= 1.5 * elsewhere.max()
 
 

@@ -1,0 +1,32 @@
+"""The engine in file mode, unpaced and block by block: references for the paced tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import rtsep
+from rtsep.engine.runtime import Engine, EngineConfig
+
+#: Host block of the reference runs: one model hop at 16 kHz, so block ``k`` is chunk ``k``.
+BLOCK = 128
+
+
+def run_unpaced(
+    model: rtsep.Model,
+    mixture: np.ndarray,
+    cues: list[str],
+    switch: tuple[int, list[str]] | None = None,
+) -> tuple[np.ndarray, Engine]:
+    """``(outputs [channels, frames], engine)`` for ``mixture [1, frames]`` at 16 kHz in
+    :data:`BLOCK`-sample blocks (onnxruntime), each processed as it is pushed; ``switch =
+    (block, cues)`` changes the cues before that block. Outputs are not delay-compensated:
+    output sample ``n`` is input sample ``n - engine.latency.total_samples``."""
+    engine = Engine(model, EngineConfig(block_samples=BLOCK, backend="onnxruntime"), cues)
+    out = np.zeros((engine.channels, mixture.shape[1]), np.float32)
+    for start in range(0, mixture.shape[1] - BLOCK + 1, BLOCK):
+        if switch is not None and start == BLOCK * switch[0]:
+            engine.set_cues(switch[1])
+        engine.push_input(mixture[:, start : start + BLOCK])
+        engine.process_pending_input()
+        engine.pull_output(out[:, start : start + BLOCK])
+    return out, engine
