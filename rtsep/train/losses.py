@@ -33,10 +33,8 @@ def pairwise_neg_si_snr(
     scale = dot / ref_energy
     projection_energy = scale * scale * ref_energy
     est_energy = (est * est).sum(-1).unsqueeze(2)  # [B, N, 1]
-    error_energy = (est_energy - 2 * scale * dot + projection_energy).clamp_min(EPS)
-    if max_db is not None:
-        error_energy = error_energy + 10 ** (-max_db / 10) * projection_energy
-    return -10 * torch.log10(projection_energy.clamp_min(EPS) / error_energy)
+    error_energy = est_energy - 2 * scale * dot + projection_energy
+    return _neg_ratio_db(projection_energy, error_energy, max_db)
 
 
 def pairwise_neg_snr(
@@ -52,10 +50,19 @@ def pairwise_neg_snr(
     dot = torch.einsum("bnt,bst->bns", estimates, targets)
     target_energy = (targets * targets).sum(-1).unsqueeze(1)  # [B, 1, S]
     estimate_energy = (estimates * estimates).sum(-1).unsqueeze(2)  # [B, N, 1]
-    error_energy = (estimate_energy - 2 * dot + target_energy).clamp_min(EPS)
+    error_energy = estimate_energy - 2 * dot + target_energy
+    return _neg_ratio_db(target_energy, error_energy, max_db)
+
+
+def _neg_ratio_db(
+    signal_energy: torch.Tensor, error_energy: torch.Tensor, max_db: float | None
+) -> torch.Tensor:
+    """``-10 log10(signal / error)``, the error floored at EPS and, with ``max_db``, raised by
+    ``10^(-max_db/10)`` of the signal energy (the soft cap)."""
+    error_energy = error_energy.clamp_min(EPS)
     if max_db is not None:
-        error_energy = error_energy + 10 ** (-max_db / 10) * target_energy
-    return -10 * torch.log10(target_energy.clamp_min(EPS) / error_energy)
+        error_energy = error_energy + 10 ** (-max_db / 10) * signal_energy
+    return -10 * torch.log10(signal_energy.clamp_min(EPS) / error_energy)
 
 
 def onset_ordered_pit(

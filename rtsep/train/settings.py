@@ -29,7 +29,7 @@ class TrainSettings:
     # Relative frequency of each source count min..max. Few one-source mixtures: they teach
     # counting and "pass it through", but separation is learnt from the others.
     source_count_weights: list[float] | None = field(default_factory=lambda: [0.1, 0.4, 0.3, 0.2])
-    si_snr_cap_db: float = 30.0  # soft cap on the (SI-)SNR a training pair can earn (see losses)
+    snr_cap_db: float = 30.0  # soft cap on the (SI-)SNR a training pair can earn (see losses)
     signal_loss: str = "snr"  # "snr" (scores the level too) or "si_snr" (scale-invariant)
     stage1_steps: int = 2000  # separation + EDA
     stage2_steps: int = 5000  # joint separation + extraction

@@ -184,7 +184,7 @@ class Trainer:
         out = net(batch["mixture"])
         length = out.sources.shape[-1]
         targets = batch["sources"][..., :length]
-        pairwise = self.signal_loss(out.sources, targets, s.si_snr_cap_db)
+        pairwise = self.signal_loss(out.sources, targets, s.snr_cap_db)
         separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
@@ -224,7 +224,7 @@ class Trainer:
         targets = cues["targets"][..., :length]
         present = cues["present"]
         neg_si_snr = torch.diagonal(
-            self.signal_loss(out.sources, targets, s.si_snr_cap_db), dim1=1, dim2=2
+            self.signal_loss(out.sources, targets, s.snr_cap_db), dim1=1, dim2=2
         )
         extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
         silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
