@@ -141,15 +141,16 @@ def test_state_and_levels_come_back_as_osc_feedback(rig):
     state, surface, sender = rig.state, rig.surface, rig.sender
     sender.send_message("/rtsep/cues", ["speech", "a dog barking"])
     sender.send_message("/rtsep/gain", [1, -6.0])
+    # Feedback comes as separate UDP packets: wait for each rather than assume their order.
     wait_for(lambda: surface.last("/rtsep/track/2/gain") == (-6.0,))
-    assert surface.last("/rtsep/cues") == ("speech", "a dog barking")
-    assert surface.last("/rtsep/mode") == ("extract",)
-    assert surface.last("/rtsep/track/3/mute") == (0,)
+    wait_for(lambda: surface.last("/rtsep/cues") == ("speech", "a dog barking"))
+    wait_for(lambda: surface.last("/rtsep/mode") == ("extract",))
+    wait_for(lambda: surface.last("/rtsep/track/3/mute") == (0,))
     state.source_born(0, "speech")
     state.report_levels((-18.0, -30.0, float("-inf"), -60.0))
     wait_for(lambda: surface.last("/rtsep/track/1/level") == (-18.0,))
     wait_for(lambda: surface.last("/rtsep/track/1/name") == ("speech",))
-    assert surface.last("/rtsep/track/3/level") == (-120.0,)
+    wait_for(lambda: surface.last("/rtsep/track/3/level") == (-120.0,))
     count = len(surface.messages)
     sender.send_message("/rtsep/status", [])  # a surface that just connected asks for all
     wait_for(lambda: any(a == "/rtsep/mode" for a, _ in surface.messages[count:]))
