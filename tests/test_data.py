@@ -227,3 +227,24 @@ def test_count_weights_set_the_source_count_distribution(corpus: Corpus) -> None
 def test_bad_count_weights_are_an_error(corpus: Corpus, weights: list[float]) -> None:
     with pytest.raises(ValueError, match="count_weights"):
         _simulator(corpus, min_sources=1, count_weights=weights)
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.25])
+def test_speed_perturbation_moves_the_pitch_by_its_factor(corpus: Corpus, speed: float) -> None:
+    octave = [entry for entry in corpus.usable() if entry.subclass == "octave"]  # 440 + 880 Hz
+    options = {"segment_seconds": SEGMENT_S, "max_sources": 1, "length": 4}
+    perturbed = MixtureSimulator(
+        octave,
+        corpus=corpus,
+        lowpass_probability=0.0,
+        partial_probability=0.0,
+        speed_probability=1.0,
+        speed_range=(speed, speed),
+        **options,
+    )
+    for index in range(len(perturbed)):
+        mixture = perturbed[index].mixture
+        spectrum = np.abs(np.fft.rfft(mixture * np.hanning(len(mixture))))
+        peaks_hz = np.sort(np.argsort(spectrum)[-2:]) * RATE_HZ / len(mixture)
+        assert peaks_hz == pytest.approx([440.0 * speed, 880.0 * speed], abs=2.0)
+        assert np.all(np.isfinite(mixture)) and len(mixture) == round(SEGMENT_S * RATE_HZ)

@@ -80,3 +80,27 @@ def test_a_time_limit_stops_a_run_validated_and_checkpointed(run, tmp_path):
     assert [r["step"] for r in records if "total" in r] == [1]
     assert any("validation_eda_si_snri" in r for r in records)
     assert Trainer(limited).step == 1  # resumes from the checkpoint written at the stop
+
+
+def test_cosine_schedule_falls_from_the_stage2_rate_to_its_floor():
+    settings = TrainSettings(
+        stage1_steps=10,
+        stage2_steps=101,
+        stage1_lr=1e-3,
+        stage2_lr=4e-4,
+        lr_schedule="cosine",
+        lr_floor=0.25,
+    )
+    assert settings.learning_rate(0) == settings.learning_rate(9) == 1e-3
+    assert settings.learning_rate(10) == pytest.approx(4e-4)
+    assert settings.learning_rate(60) == pytest.approx(4e-4 * (0.25 + 0.75 * 0.5))
+    assert settings.learning_rate(110) == pytest.approx(1e-4)
+    rates = [settings.learning_rate(step) for step in range(10, 111)]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    constant = dataclasses.replace(settings, lr_schedule="constant")
+    assert constant.learning_rate(110) == 4e-4
+
+
+def test_an_unknown_schedule_is_an_error_naming_the_choices():
+    with pytest.raises(ValueError, match="constant, cosine"):
+        TrainSettings(lr_schedule="linear")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import soxr
 import torch
 from scipy import signal
 from torch.utils.data import Dataset
@@ -68,6 +69,9 @@ class MixtureSimulator(Dataset):
     band-limited with probability ``lowpass_probability`` (Butterworth low-pass, cutoff uniform
     in 3-7.5 kHz, whatever its class); cut to start and/or stop inside the segment with
     probability ``partial_probability`` (active at least 0.25 s, 10 ms fades at cuts);
+    played faster or slower with probability ``speed_probability`` (resampled by a factor
+    uniform in ``speed_range``: pitch, formants and tempo move together, so a few speakers and
+    instruments stand for many);
     reverberated with probability ``reverb_probability`` (exponentially decaying noise RIR,
     RT60 0.2-1 s); normalised to unit RMS over its active frames and given a gain uniform in
     ``gain_range_db`` (dB). Finally all are scaled by one factor so the mixture RMS is uniform in
@@ -91,6 +95,8 @@ class MixtureSimulator(Dataset):
         partial_probability: float = 0.5,
         lowpass_probability: float = 0.3,
         reverb_probability: float = 0.0,
+        speed_probability: float = 0.0,
+        speed_range: tuple[float, float] = (0.8, 1.25),
         mixture_rms_dbfs: tuple[float, float] = (-30.0, -20.0),
         max_peak: float = 0.9,
         length: int = 10**7,
@@ -131,6 +137,8 @@ class MixtureSimulator(Dataset):
         self.partial_probability = partial_probability
         self.lowpass_probability = lowpass_probability
         self.reverb_probability = reverb_probability
+        self.speed_probability = speed_probability
+        self.speed_range = speed_range
         self.mixture_rms_dbfs = mixture_rms_dbfs
         self.max_peak = max_peak
         self.length = length
@@ -208,13 +216,21 @@ class MixtureSimulator(Dataset):
             if cut & 2:
                 stop = int(rng.integers(start + self._min_active, total))
         span = stop - start
+        # No draw at all when speed perturbation is off, so that the mixtures of a seed (the
+        # evaluation's among them) stay what they were before it existed.
+        speed = 1.0
+        if self.speed_probability > 0.0 and rng.random() < self.speed_probability:
+            speed = float(rng.uniform(*self.speed_range))
+        file_span = int(np.ceil(span * speed))  # file samples that play in ``span`` samples
         file_samples = self.corpus.samples(entry)
-        if file_samples <= span:
+        if file_samples <= file_span:
             file_start, file_stop = 0, file_samples
-            start += int(rng.integers(0, span - file_samples + 1))
+            played = min(span, int(file_samples / speed))  # samples it lasts in the segment
+            start += int(rng.integers(0, span - played + 1))
         else:
-            file_start = self._energetic_start(rng, entry, span)
-            file_stop = file_start + span
+            file_start = self._energetic_start(rng, entry, file_span)
+            file_stop = file_start + file_span
+            played = span
 
         lowpass = rng.random() < self.lowpass_probability
         preroll = min(file_start, LOWPASS_PREROLL_SAMPLES) if lowpass else 0
@@ -223,6 +239,10 @@ class MixtureSimulator(Dataset):
             cutoff_hz = rng.uniform(*LOWPASS_CUTOFF_HZ)
             audio = signal.sosfilt(_lowpass(round(cutoff_hz, -1), self.sample_rate), audio)
             audio = audio[preroll:].astype(np.float32)
+        if speed != 1.0:
+            resampled = soxr.resample(audio, self.sample_rate * speed, self.sample_rate)
+            audio = np.zeros(played, dtype=np.float32)
+            audio[: min(played, len(resampled))] = resampled[:played]
         fade = self._fade  # every crop is at least MIN_ACTIVE_SECONDS long: longer than 2 fades
         if file_start > 0 and start > 0:
             audio[: len(fade)] *= fade

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomllib
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -35,6 +38,10 @@ class TrainSettings:
     stage2_steps: int = 5000  # joint separation + extraction
     stage1_lr: float = 1e-3
     stage2_lr: float = 5e-4
+    # "constant", or "cosine": stage 2's rate falls along a half cosine from stage2_lr to
+    # lr_floor * stage2_lr at its last step (stage 1 stays constant)
+    lr_schedule: str = "constant"
+    lr_floor: float = 0.1
     eda_fraction: float = 0.3  # stage 2: share of batches that use EDA attractors as queries
     absent_cue_probability: float = 0.15  # stage 2: a cue for a class not in the mixture
     text_cue_probability: float = 0.5  # stage 2: a cue given as text rather than a label
@@ -47,6 +54,13 @@ class TrainSettings:
     validation_mixtures: int = 64
     lowpass_probability: float = 0.3
     reverb_probability: float = 0.0
+    speed_probability: float = 0.0  # training mixtures only: resample a source by 0.8-1.25x
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
+            )
 
     @classmethod
     def load(cls, path: str | Path | None, **overrides) -> TrainSettings:
@@ -67,3 +81,13 @@ class TrainSettings:
     @property
     def total_steps(self) -> int:
         return self.stage1_steps + self.stage2_steps
+
+    def learning_rate(self, step: int) -> float:
+        """The rate for the update that follows ``step`` finished updates."""
+        if step < self.stage1_steps:
+            return self.stage1_lr
+        if self.lr_schedule == "constant":
+            return self.stage2_lr
+        progress = min(1.0, (step - self.stage1_steps) / max(1, self.stage2_steps - 1))
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.stage2_lr * (self.lr_floor + (1.0 - self.lr_floor) * shape)

@@ -76,6 +76,7 @@ class Trainer:
             min_sources=s.min_sources,
             max_sources=s.max_sources,
             count_weights=s.source_count_weights,
+            speed_probability=s.speed_probability,
             seed=s.seed,
             **common,
         )
@@ -149,7 +150,8 @@ class Trainer:
         for host_batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in host_batch.items()}
             stage = 1 if self.step < s.stage1_steps else 2
-            self._set_lr(s.stage1_lr if stage == 1 else s.stage2_lr)
+            lr = s.learning_rate(self.step)
+            self._set_lr(lr)
             use_eda = stage == 1 or self.rng.random() < s.eda_fraction
             if use_eda:
                 losses = self._eda_losses(batch)
@@ -161,7 +163,9 @@ class Trainer:
             self.optimizer.step()
             self.step += 1
             record = {k: round(v.item(), 4) for k, v in losses.items()}
-            record.update(step=self.step, stage=stage, mode="eda" if use_eda else "cue")
+            record.update(
+                step=self.step, stage=stage, mode="eda" if use_eda else "cue", lr=float(f"{lr:.3g}")
+            )
             bar.set_postfix(stage=stage, loss=f"{record['total']:.2f}", mode=record["mode"])
             self._log(record | {"elapsed_s": round(time.time() - started, 1)})
             out_of_time = 0 < s.time_limit_s <= time.time() - started
