@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from unpaced import run_unpaced
+from unpaced import run_unpaced, silenced
 
 import rtsep
 from rtsep.bindings import Client
@@ -58,14 +58,6 @@ def run_with_server(model, mixture, cues, commands):
 ATTEMPTS = 3
 
 
-def silenced(run) -> int:
-    """Deadline misses and backlog drops of a run: each puts silence into the outputs, and a
-    jump from signal to silence looks exactly like a click (a miss at the switch gave a step
-    3.7x the largest elsewhere when forced with ``Engine.stall``)."""
-    stats = run.engine.stats.snapshot()
-    return stats["deadline_misses"] + stats["dropped_chunks"]
-
-
 def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
     mixture = tone_mixture(2.0)
 
@@ -81,9 +73,9 @@ def test_set_cues_over_zeromq_switches_outputs_without_a_click(model):
         assert run.engine.cues == ["music", "env"]
         applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
         assert len(applied) == 1
-        if not silenced(run):
+        if not silenced(run.engine):
             break
-        overloaded.append(silenced(run))
+        overloaded.append(silenced(run.engine))
     else:
         pytest.skip(f"deadline misses or drops in all {ATTEMPTS} runs ({overloaded}): overloaded")
     # Applied at the chunk boundary the engine recorded: sample for sample, the outputs are

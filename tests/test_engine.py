@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfilt
-from unpaced import run_unpaced
+from unpaced import run_unpaced, silenced
 
 import rtsep
 from rtsep.cli.separate_cmd import EXAMPLE
@@ -114,8 +114,7 @@ def test_a_stall_in_the_worker_drops_stale_audio_and_latency_returns_to_nominal(
 
 def test_cue_change_is_applied_at_a_chunk_boundary_and_measured(model):
     rate = 16000
-    mixture = noise(2.0, rate, seed=9)
-    versions = []
+    mixture = example_mix(seconds=2.0)
 
     def change_cues_soon(engine):
         import threading
@@ -123,15 +122,32 @@ def test_cue_change_is_applied_at_a_chunk_boundary_and_measured(model):
         threading.Timer(0.5, lambda: versions.append(engine.set_cues(["music"]))).start()
 
     config = EngineConfig(block_samples=128, backend="onnxruntime")
-    run = run_file(
-        model, mixture, rate, config, ["speech"], realtime=True, on_start=change_cues_soon
-    )
+    overloaded = []
+    for _ in range(3):
+        versions = []
+        run = run_file(
+            model, mixture, rate, config, ["speech"], realtime=True, on_start=change_cues_soon
+        )
+        if not silenced(run.engine):
+            break
+        overloaded.append(silenced(run.engine))
+    else:
+        pytest.skip(f"deadline misses or drops in all 3 runs ({overloaded}): overloaded")
     assert versions and run.engine.wait_applied(versions[0], timeout_s=0)
     assert run.engine.cues == ["music"]
     applied = [e for e in run.engine.events if e["event"] == "cues_applied"]
     assert len(applied) == 1 and applied[0]["cues"] == ["music"]
-    # Receipt to audible: at most a chunk of waiting, the chunk itself and the output queue.
-    assert 0 < applied[0]["switch_ms"] < 1000 * run.engine.latency.total_samples / rate + 100
+    assert applied[0]["switch_ms"] > 0  # measured: receipt to the first changed output sample
+    # At the chunk boundary it recorded, sample for sample: the paced run equals an unpaced
+    # one whose cues change before that chunk, and differs from one that never changes.
+    chunk = applied[0]["chunk"]
+    switched, engine = run_unpaced(model, mixture, ["speech"], (chunk, ["music"]))
+    steady, _ = run_unpaced(model, mixture, ["speech"])
+    delay = round(engine.latency.total_samples)
+    heard = run.outputs[:, : mixture.shape[1] - delay]
+    scale = np.abs(switched).max()
+    np.testing.assert_allclose(heard, switched[:, delay:], rtol=0, atol=1e-4 * scale)
+    assert np.abs(heard - steady[:, delay:]).max() > 0.1 * scale
 
 
 def test_a_cue_change_fades_from_exactly_the_old_outputs_to_exactly_the_new_ones(model):
