@@ -82,6 +82,24 @@ def test_a_time_limit_stops_a_run_validated_and_checkpointed(run, tmp_path):
     assert Trainer(limited).step == 1  # resumes from the checkpoint written at the stop
 
 
+def test_with_an_average_the_saved_model_is_the_average_and_it_resumes(run, tmp_path):
+    settings, cpu_run_dir = run
+    shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")
+    averaged = dataclasses.replace(  # validated (and saved) once: after the last step
+        settings, run_dir=str(tmp_path), ema_decay=0.5, stage2_steps=3, validate_every=10**6
+    )
+    trainer = Trainer(averaged)
+    trainer.run()
+    saved = rtsep.load_model(tmp_path / "best.pt").network.state_dict()
+    average = trainer.average.module.state_dict()
+    raw = trainer.network.state_dict()
+    weights = [name for name in saved if name.endswith("weight_hh_l0")]
+    assert weights and all(torch.equal(saved[name], average[name]) for name in weights)
+    assert not any(torch.equal(saved[name], raw[name]) for name in weights)
+    resumed = Trainer(averaged)
+    assert all(torch.equal(resumed.average.module.state_dict()[n], average[n]) for n in weights)
+
+
 def test_cosine_schedule_falls_from_the_stage2_rate_to_its_floor():
     settings = TrainSettings(
         stage1_steps=10,

@@ -49,6 +49,10 @@ class TrainSettings:
     alignment_weight: float = 2.0
     silence_weight: float = 0.3
     gradient_clip: float = 5.0
+    # Exponential moving average of the weights, updated every step (0 = off). When on, the
+    # average is what validation scores and best.pt holds: small batches make the raw weights
+    # wander between checkpoints (per-class label scores moved by several dB).
+    ema_decay: float = 0.0
     checkpoint_every: int = 250
     validate_every: int = 500
     validation_mixtures: int = 64

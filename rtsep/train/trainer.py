@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -92,6 +93,11 @@ class Trainer:
         self.labels = list(self.network.config.labels)
         self.phrasings = self._phrasing_embeddings()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=s.stage1_lr)
+        self.average = (
+            AveragedModel(self.network, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay))
+            if s.ema_decay > 0
+            else None
+        )
         self.step = 0
         self.best_score = -float("inf")
         self.rng = np.random.default_rng(s.seed)
@@ -125,6 +131,8 @@ class Trainer:
         payload = torch.load(last, map_location=self.device, weights_only=False)
         self.network.load_state_dict(payload["network"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        if self.average is not None and "average" in payload:
+            self.average.load_state_dict(payload["average"])
         self.step = payload["step"]
         self.best_score = payload["best_score"]
         self.rng = np.random.default_rng([self.settings.seed, self.step])
@@ -161,6 +169,8 @@ class Trainer:
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), s.gradient_clip)
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update_parameters(self.network)
             self.step += 1
             record = {k: round(v.item(), 4) for k, v in losses.items()}
             record.update(
@@ -302,13 +312,13 @@ class Trainer:
         whole mixture, are skipped: the mixture is then its own target and there is no
         improvement to measure.
         """
-        self.network.eval()
+        network = self._scored_network().eval()
         eda_gain, cue_gain, count_correct = [], [], []
         for index in range(len(self.validation_set)):
             item = self.validation_set[index]
             batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            out = self.network(batch["mixture"])
+            out = network(batch["mixture"])
             length = out.sources.shape[-1]
             targets = batch["sources"][..., :length].double()
             mixture = batch["mixture"][:, None, :length].double()
@@ -330,8 +340,8 @@ class Trainer:
                 if all(chosen):
                     continue
                 ids = torch.tensor([self.labels.index(label)], device=self.device)
-                query = self.network.cues.embed_labels(ids)[None]
-                estimate = self.network(batch["mixture"], query).sources.double()
+                query = network.cues.embed_labels(ids)[None]
+                estimate = network(batch["mixture"], query).sources.double()
                 target = torch.from_numpy(item.sources[chosen].sum(0)).to(self.device).double()
                 target = target[None, None, :length]
                 gain = pairwise_neg_si_snr(mixture, target) - pairwise_neg_si_snr(estimate, target)
@@ -350,6 +360,10 @@ class Trainer:
             self._save_model(self.run_dir / "best.pt", scores)
         self._plot()
 
+    def _scored_network(self) -> SeparationNetwork:
+        """The weights that are validated and saved as a model: the average when kept."""
+        return self.network if self.average is None else self.average.module
+
     def _save_model(self, path: Path, scores: dict) -> None:
         metadata = {
             "training": {
@@ -361,7 +375,7 @@ class Trainer:
                 "quick_validation": scores,
             }
         }
-        model = Model(self.network, metadata)
+        model = Model(self._scored_network(), metadata)
         tmp = path.with_suffix(".tmp")
         model.save(tmp, metadata)
         os.replace(tmp, path)
@@ -371,6 +385,7 @@ class Trainer:
         payload = {
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            **({"average": self.average.state_dict()} if self.average is not None else {}),
             "step": self.step,
             "best_score": self.best_score,
         }
