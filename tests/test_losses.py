@@ -10,6 +10,7 @@ import torch
 from rtsep.train.losses import (
     existence_loss,
     onset_ordered_pit,
+    pairwise_level_error_db,
     pairwise_neg_si_snr,
     pairwise_neg_snr,
 )
@@ -97,3 +98,14 @@ def test_pairwise_snr_pairs_every_estimate_with_every_target() -> None:
     assert pairwise.shape == (1, 2, 2)
     assert pairwise[0, 0, 1] > 15.0 and pairwise[0, 1, 0] > 15.0  # crossed pairs match
     assert pairwise[0, 0, 0] < 1.0 and pairwise[0, 1, 1] < 1.0
+
+
+def test_level_error_is_the_energy_ratio_in_db_either_way() -> None:
+    targets = _signals(2)
+    estimates = torch.stack([1e-3 * targets[:, 0], 2.0 * targets[:, 1]], dim=1)
+    error = pairwise_level_error_db(estimates, targets)
+    assert error.shape == (1, 2, 2)
+    assert float(error[0, 0, 0]) == pytest.approx(60.0, abs=1e-3)  # 60 dB too quiet
+    assert float(error[0, 1, 1]) == pytest.approx(20 * math.log10(2.0), abs=1e-6)  # too loud
+    silent = pairwise_level_error_db(torch.zeros_like(targets), torch.zeros_like(targets))
+    assert torch.equal(silent, torch.zeros_like(silent))  # no NaN where both are silent

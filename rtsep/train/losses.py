@@ -54,6 +54,17 @@ def pairwise_neg_snr(
     return _neg_ratio_db(target_energy, error_energy, max_db)
 
 
+def pairwise_level_error_db(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``|10 log10(estimate energy / target energy)|`` in dB for every pair: ``[B, N, S]``.
+
+    Added to SI-SNR (which cannot see the level) it keeps outputs at their target's level
+    while the shape is still scored scale-invariantly, as the evaluation scores it.
+    """
+    target_energy = (targets * targets).sum(-1).unsqueeze(1)  # [B, 1, S]
+    estimate_energy = (estimates * estimates).sum(-1).unsqueeze(2)  # [B, N, 1]
+    return (10 * torch.log10((estimate_energy + EPS) / (target_energy + EPS))).abs()
+
+
 def _neg_ratio_db(
     signal_energy: torch.Tensor, error_energy: torch.Tensor, max_db: float | None
 ) -> torch.Tensor:

@@ -33,7 +33,10 @@ class TrainSettings:
     # counting and "pass it through", but separation is learnt from the others.
     source_count_weights: list[float] | None = field(default_factory=lambda: [0.1, 0.4, 0.3, 0.2])
     snr_cap_db: float = 30.0  # soft cap on the (SI-)SNR a training pair can earn (see losses)
-    signal_loss: str = "snr"  # "snr" (scores the level too) or "si_snr" (scale-invariant)
+    # "snr" (scores the level too), "si_snr" (scale-invariant) or "si_snr_level" (SI-SNR for
+    # the shape plus level_weight x the level error in dB)
+    signal_loss: str = "snr"
+    level_weight: float = 0.5
     stage1_steps: int = 2000  # separation + EDA
     stage2_steps: int = 5000  # joint separation + extraction
     stage1_lr: float = 1e-3

@@ -30,14 +30,22 @@ from .losses import (
     alignment_loss,
     existence_loss,
     onset_ordered_pit,
+    pairwise_level_error_db,
     pairwise_neg_si_snr,
     pairwise_neg_snr,
     silence_loss,
 )
 from .settings import TrainSettings
 
-#: Per-pair signal losses selectable by ``TrainSettings.signal_loss``.
-SIGNAL_LOSSES = {"snr": pairwise_neg_snr, "si_snr": pairwise_neg_si_snr}
+#: Per-pair signal losses selectable by ``TrainSettings.signal_loss``: ``(estimates [B, N, T],
+#: targets [B, S, T], cap dB, level weight) -> [B, N, S]``.
+SIGNAL_LOSSES = {
+    "snr": lambda est, ref, cap, weight: pairwise_neg_snr(est, ref, cap),
+    "si_snr": lambda est, ref, cap, weight: pairwise_neg_si_snr(est, ref, cap),
+    "si_snr_level": lambda est, ref, cap, weight: (
+        pairwise_neg_si_snr(est, ref, cap) + weight * pairwise_level_error_db(est, ref)
+    ),
+}
 
 
 def training_device(name: str) -> torch.device:
@@ -59,7 +67,9 @@ class Trainer:
             raise ValueError(
                 f"signal_loss must be one of {sorted(SIGNAL_LOSSES)}, not {s.signal_loss!r}"
             )
-        self.signal_loss = SIGNAL_LOSSES[s.signal_loss]
+        self.signal_loss = functools.partial(
+            SIGNAL_LOSSES[s.signal_loss], cap=s.snr_cap_db, weight=s.level_weight
+        )
         self.run_dir = Path(s.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         s.save(self.run_dir / "settings.json")
@@ -198,7 +208,7 @@ class Trainer:
         out = net(batch["mixture"])
         length = out.sources.shape[-1]
         targets = batch["sources"][..., :length]
-        pairwise = self.signal_loss(out.sources, targets, s.snr_cap_db)
+        pairwise = self.signal_loss(out.sources, targets)
         separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
@@ -237,9 +247,7 @@ class Trainer:
         length = out.sources.shape[-1]
         targets = cues["targets"][..., :length]
         present = cues["present"]
-        neg_si_snr = torch.diagonal(
-            self.signal_loss(out.sources, targets, s.snr_cap_db), dim1=1, dim2=2
-        )
+        neg_si_snr = torch.diagonal(self.signal_loss(out.sources, targets), dim1=1, dim2=2)
         extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
         silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
         silence = silence / (~present).sum().clamp_min(1)
