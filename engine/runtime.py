@@ -512,9 +512,7 @@ class Engine:
         c = self.config
 
         def label_of(attractor: np.ndarray) -> str:
-            import torch
-
-            return self.model.attractor_labels(torch.from_numpy(attractor[None]))[0]
+            return self.model.attractor_labels(attractor[None])[0]
 
         return AttractorTracker(
             self.max_sources, c.match_threshold, c.birth_decodes, c.death_decodes, label_of

@@ -48,3 +48,13 @@ def test_unusable_cues_raise_a_clear_error(cue):
     model = rtsep.load_model()
     with pytest.raises(UnknownCueError):
         model.cue_queries([cue])
+
+
+def test_each_label_embedding_is_nearest_its_own_label_from_numpy_or_torch():
+    model = rtsep.load_model()
+    table = model.network.cues.labels.weight.detach()
+    scaled = 3.0 * table  # cosine similarity: the length does not matter
+    assert model.attractor_labels(table) == model.labels
+    assert model.attractor_labels(scaled.numpy()) == model.labels
+    mixed = (0.9 * table[0] + 0.1 * table[2]).numpy()[None]
+    assert model.attractor_labels(mixed) == [model.labels[0]]

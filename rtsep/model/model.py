@@ -124,13 +124,17 @@ class Model:
             text = torch.from_numpy(shared_text_encoder().encode([cue.strip()])).to(self.device)
             return self.network.cues.embed_text(text)[0]
 
-    def attractor_labels(self, attractors: torch.Tensor) -> list[str]:
-        """Best-matching label (cosine similarity) for each attractor row ``[n, E]``."""
-        table = self.network.cues.labels.weight
-        similarity = (
-            torch.nn.functional.normalize(attractors, dim=-1)
-            @ torch.nn.functional.normalize(table, dim=-1).T
-        )
+    def attractor_labels(self, attractors: np.ndarray | torch.Tensor) -> list[str]:
+        """Best-matching label (cosine similarity) for each attractor row ``[n, E]``.
+
+        Computed in numpy: the engine calls it on the audio worker at every attractor decode,
+        where torch's per-call overhead cost 0.5 ms (a 4-source decode: 0.76 ms → 0.21 ms).
+        """
+        if isinstance(attractors, torch.Tensor):
+            attractors = attractors.detach().cpu().numpy()
+        table = self.network.cues.labels.weight.detach().cpu().numpy()
+        table = table / np.maximum(np.linalg.norm(table, axis=-1, keepdims=True), 1e-12)
+        similarity = np.asarray(attractors, dtype=np.float32) @ table.T
         return [self.labels[i] for i in similarity.argmax(-1).tolist()]
 
     # ----------------------------------------------------------------- separation
