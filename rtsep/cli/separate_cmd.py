@@ -278,9 +278,13 @@ def _plot(path: Path, runs) -> None:
             audio, _ = sf.read(folder / source["file"], dtype="float32")
             panels.append((f"{folder.name}/{source['file']}  {source['label']}", audio))
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.6 * len(panels)), sharex=True)
+    # A dither far below the colour scale: digital silence has no logarithm (matplotlib warned
+    # "divide by zero" on the stems' silent lead-in), and a constant offset only fills DC.
+    dither = np.random.default_rng(0)
     for axis, (title, audio) in zip(np.atleast_1d(axes), panels):
+        floor = 1e-6 * dither.standard_normal(audio.shape).astype(np.float32)
         axis.specgram(
-            audio + 1e-7, NFFT=256, Fs=rate, noverlap=128, cmap="magma", vmin=-120, vmax=-20
+            audio + floor, NFFT=256, Fs=rate, noverlap=128, cmap="magma", vmin=-120, vmax=-20
         )
         axis.set_title(title, fontsize=8, loc="left")
         axis.set_ylabel("Hz", fontsize=7)
