@@ -511,8 +511,10 @@ class Engine:
     def _new_tracker(self) -> AttractorTracker:
         c = self.config
 
+        directions = self.model.label_directions()
+
         def label_of(attractor: np.ndarray) -> str:
-            return self.model.attractor_labels(attractor[None])[0]
+            return self.model.attractor_labels(attractor[None], directions)[0]
 
         return AttractorTracker(
             self.max_sources, c.match_threshold, c.birth_decodes, c.death_decodes, label_of

@@ -10,7 +10,9 @@ docs/model.md quotes, all on mixtures of 2-3 sources (3 s, seeds fixed below):
 2. per held-out source, label-cue SI-SNRi and the output level re the target (dB), for
    targets that are one source;
 3. EDA existence probabilities at the last attractor grid point per true count (1-3), on
-   training-source mixtures, and the count accuracy of single thresholds.
+   training-source mixtures, and the count accuracy of single thresholds;
+4. the corpus's env files whose names say they are hurt, hit or death sounds (human and
+   creature vocalisations, which the held-out speech also holds as "Ow", "Ooff", laughs).
 
 ``--model`` takes a model checkpoint (``best.pt``, the shipped file) or a run's ``last.pt``;
 without it, the shipped weights.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,12 @@ from rtsep.train.losses import pairwise_neg_si_snr
 
 SEED = 123
 SEGMENT_SECONDS = 3.0
+#: File names of vocal sound effects (e.g. human-hit-3, malehurt02, femaledeath04, die1).
+VOCAL_NAME = re.compile(
+    r"hurt|death|-die|__die|die\d|scream|laugh|groan|grunt|-hit-\d|-hit\.", re.IGNORECASE
+)
+#: ... except hits that are objects, not voices (sword-hit, firepunch_hit, rocket).
+OBJECT_NAME = re.compile(r"sword|weapon|rocket|diesel|punch|arrow|axe|club|fist|bow", re.IGNORECASE)
 
 
 def load(path: Path | None) -> Model:
@@ -120,6 +129,21 @@ def counting(model: Model, corpus: Corpus, mixtures: int) -> None:
         print(f"  threshold {threshold:.1f}: count accuracy {100 * right:.0f} %")
 
 
+def vocal_sound_effects(corpus: Corpus) -> None:
+    found = [
+        entry
+        for entry in corpus
+        if entry.label == "env"
+        and VOCAL_NAME.search(Path(entry.path).name)
+        and not OBJECT_NAME.search(entry.path)
+    ]
+    minutes = sum(entry.duration_s for entry in found) / 60
+    by_source = collections.Counter(entry.source for entry in found)
+    print(f"env files named as hurt/hit/death sounds: {len(found)} ({minutes:.1f} min)")
+    for source, count in by_source.most_common():
+        print(f"  {source:18s} {count}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="corpus folder")
@@ -132,6 +156,7 @@ def main() -> None:
     per_class(model, corpus, args.mixtures)
     per_source(model, corpus, args.mixtures + 20)
     counting(model, corpus, args.mixtures + 30)
+    vocal_sound_effects(corpus)
 
 
 if __name__ == "__main__":

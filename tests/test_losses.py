@@ -109,3 +109,16 @@ def test_level_error_is_the_energy_ratio_in_db_either_way() -> None:
     assert float(error[0, 1, 1]) == pytest.approx(20 * math.log10(2.0), abs=1e-6)  # too loud
     silent = pairwise_level_error_db(torch.zeros_like(targets), torch.zeros_like(targets))
     assert torch.equal(silent, torch.zeros_like(silent))  # no NaN where both are silent
+
+
+def test_si_snr_level_loss_is_si_snr_plus_the_weighted_level_error() -> None:
+    from rtsep.train.trainer import SIGNAL_LOSSES
+
+    target = _signals(1)
+    quiet = 1e-3 * target  # perfect shape, 60 dB too quiet
+    loss = SIGNAL_LOSSES["si_snr_level"](quiet, target, 30.0, 0.5)
+    shape = pairwise_neg_si_snr(quiet, target, 30.0)
+    assert float(loss - shape) == pytest.approx(0.5 * 60.0, abs=1e-3)
+    assert float(SIGNAL_LOSSES["si_snr_level"](target, target, 30.0, 0.5)) == pytest.approx(
+        -30.0, abs=0.01
+    )  # at the right level only the capped SI-SNR remains

@@ -50,11 +50,19 @@ def test_unusable_cues_raise_a_clear_error(cue):
         model.cue_queries([cue])
 
 
-def test_each_label_embedding_is_nearest_its_own_label_from_numpy_or_torch():
+def test_attractors_are_named_by_cosine_similarity_not_by_dot_product():
+    import torch
+
     model = rtsep.load_model()
-    table = model.network.cues.labels.weight.detach()
-    scaled = 3.0 * table  # cosine similarity: the length does not matter
-    assert model.attractor_labels(table) == model.labels
-    assert model.attractor_labels(scaled.numpy()) == model.labels
-    mixed = (0.9 * table[0] + 0.1 * table[2]).numpy()[None]
-    assert model.attractor_labels(mixed) == [model.labels[0]]
+    e = np.eye(model.config.embedding_dim, dtype=np.float32)
+    table = np.stack([e[0], 10.0 * (e[0] + e[1]) / np.sqrt(2.0), -e[0]])  # one label per row
+    with torch.no_grad():
+        model.network.cues.labels.weight.copy_(torch.from_numpy(table))
+    attractors = np.stack([e[0] + 0.2 * e[1], 3.0 * e[1], -e[0] + 0.1 * e[1]])
+    # By dot product the long second label would win the first row; by angle it is the first.
+    expected = [model.labels[0], model.labels[1], model.labels[2]]
+    assert model.attractor_labels(attractors) == expected
+    assert model.attractor_labels(torch.from_numpy(attractors)) == expected
+    directions = model.label_directions()
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, rtol=1e-6)
+    assert model.attractor_labels(attractors, directions) == expected

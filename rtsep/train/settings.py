@@ -61,7 +61,7 @@ class TrainSettings:
     validation_mixtures: int = 64
     lowpass_probability: float = 0.3
     reverb_probability: float = 0.0
-    speed_probability: float = 0.0  # training mixtures only: resample a source by 0.8-1.25x
+    speed_probability: float = 0.0  # training mixtures only (MixtureSimulator.speed_range)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:

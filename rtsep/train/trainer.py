@@ -247,8 +247,8 @@ class Trainer:
         length = out.sources.shape[-1]
         targets = cues["targets"][..., :length]
         present = cues["present"]
-        neg_si_snr = torch.diagonal(self.signal_loss(out.sources, targets), dim1=1, dim2=2)
-        extraction = (neg_si_snr * present).sum() / present.sum().clamp_min(1)
+        per_cue = torch.diagonal(self.signal_loss(out.sources, targets), dim1=1, dim2=2)
+        extraction = (per_cue * present).sum() / present.sum().clamp_min(1)
         silence = (silence_loss(out.sources, batch["mixture"][:, :length]) * ~present).sum()
         silence = silence / (~present).sum().clamp_min(1)
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
