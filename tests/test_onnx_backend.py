@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from architectures import ARCHITECTURES, model_of
 
 import rtsep
 from rtsep.engine import OnnxBackend, Streamer, TorchBackend
@@ -12,9 +13,9 @@ from rtsep.export import export_onnx
 from rtsep.model import STATE_NAMES
 
 
-@pytest.fixture(scope="module")
-def model() -> rtsep.Model:
-    return rtsep.load_model()
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request) -> rtsep.Model:
+    return model_of(request.param)
 
 
 @pytest.fixture(scope="module")

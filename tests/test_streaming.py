@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from architectures import ARCHITECTURES, model_of
 
 import rtsep
 from rtsep.engine import Streamer
@@ -12,9 +13,9 @@ from rtsep.engine import Streamer
 TOLERANCE = 1e-4  # max abs error / max abs reference
 
 
-@pytest.fixture(scope="module")
-def model() -> rtsep.Model:
-    return rtsep.load_model()
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request) -> rtsep.Model:
+    return model_of(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+ARCHITECTURES = ("dualpath", "lstm")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -12,18 +14,29 @@ class ModelConfig:
     Units: samples at ``sample_rate_hz``; sizes are feature dimensions.
     """
 
+    # "dualpath" (model v2: band split, dual-path blocks, complex mask) or "lstm" (model v1).
+    # Checkpoints saved before the field existed are v1.
+    architecture: str = "dualpath"
     sample_rate_hz: int = 16000
     window_samples: int = 256  # STFT window (16 ms): the algorithmic latency
     hop_samples: int = 128  # STFT hop (8 ms): the smallest streaming step
-    feature_dim: int = 128  # width of the separator features
-    separator_layers: int = 2  # shared causal LSTM layers
-    extractor_layers: int = 1  # per-output causal LSTM layers after cue fusion
+    feature_dim: int = 128  # v1: separator width; v2: width of the frame summary (EDA, cues)
+    separator_layers: int = 2  # shared causal layers (v2: dual-path blocks)
+    extractor_layers: int = 1  # per-output causal layers after cue fusion (v2: blocks)
+    bands: int = 24  # v2: frequency bands the bins are grouped into
+    band_dim: int = 32  # v2: features per band
     embedding_dim: int = 64  # shared space of attractors and cue embeddings
     attention_heads: int = 4  # heads of the cue-fusion attention
     max_sources: int = 4  # EDA slots; the decoder emits one more to learn to stop
     attractor_interval_hops: int = 4  # attractors are re-decoded on this fixed grid of hops
     text_dim: int = 384  # size of the sentence-encoder embedding
     labels: tuple[str, ...] = field(default=("speech", "music", "env"))
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}"
+            )
 
     @property
     def frequency_bins(self) -> int:
@@ -37,6 +50,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known.setdefault("architecture", "lstm")
         if "labels" in known:
             known["labels"] = tuple(known["labels"])
         return cls(**known)

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from ..cues import shared_text_encoder
+from .architectures import build_network
 from .config import ModelConfig
-from .network import SeparationNetwork
+from .network import StreamingNetwork
 
 #: The checkpoint that ships inside the package.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "rtsep_default.pt"
@@ -49,7 +50,7 @@ class Model:
     sentence encoder embeds and the network's text projection maps into the attractor space.
     """
 
-    def __init__(self, network: SeparationNetwork, metadata: dict | None = None) -> None:
+    def __init__(self, network: StreamingNetwork, metadata: dict | None = None) -> None:
         self.network = network.eval()
         self.metadata = metadata or {}
         self._cue_cache: dict[str, torch.Tensor] = {}
@@ -184,7 +185,7 @@ class Model:
         return self.network.init_state(batch, outputs or self.config.max_sources)
 
     def step(self, chunk: torch.Tensor, queries: torch.Tensor | None, state: dict) -> tuple:
-        """One chunk of whole hops: see :meth:`SeparationNetwork.step`."""
+        """One chunk of whole hops: see :meth:`StreamingNetwork.step`."""
         with torch.no_grad():
             return self.network.step(chunk, queries, state)
 
@@ -208,12 +209,12 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> Model:
     if path is None or str(path) == "":
         if not SHIPPED_WEIGHTS.exists():
             torch.manual_seed(0)
-            return Model(SeparationNetwork(ModelConfig()).to(device), {})
+            return Model(build_network(ModelConfig()).to(device), {})
         path = SHIPPED_WEIGHTS
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model checkpoint not found: {path}")
     payload = torch.load(path, map_location=device, weights_only=False)
-    network = SeparationNetwork(ModelConfig.from_dict(payload["config"]))
+    network = build_network(ModelConfig.from_dict(payload["config"]))
     network.load_state_dict(payload["state_dict"])
     return Model(network.to(device), payload.get("metadata", {}))

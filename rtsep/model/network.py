@@ -1,10 +1,13 @@
 """The causal unified separation network: STFT → separator → EDA / cues → masks → iSTFT.
 
-Two entry points compute the same function:
+Two entry points compute the same function, in every architecture:
 
-* :meth:`SeparationNetwork.forward` runs a whole signal at once (what training uses);
-* :meth:`SeparationNetwork.step` runs one chunk of whole hops and carries every piece of
+* ``forward`` runs a whole signal at once (what training uses);
+* :meth:`StreamingNetwork.step` runs one chunk of whole hops and carries every piece of
   state explicitly (what streaming and the ONNX export use).
+
+:class:`StreamingNetwork` holds what the architectures share; :class:`SeparationNetwork` is
+model v1 (``architecture = "lstm"``), :class:`rtsep.model.dualpath.DualPathNetwork` model v2.
 
 Streaming the same input in chunks of any number of hops gives the output of one ``forward``
 call over the whole signal; ``tests/test_streaming.py`` pins it.
@@ -27,14 +30,14 @@ from .stft import CausalStft
 STATE_NAMES = (
     "input_history",  # [B, window - hop] last input samples
     "synthesis_carry",  # [B, N, window - hop] unfinished overlap-add output
-    "separator_hidden",  # [separator_layers, B, D]
-    "separator_cell",  # [separator_layers, B, D]
+    "separator_hidden",  # [separator_layers, B, width] (width: see each state_shapes)
+    "separator_cell",  # [separator_layers, B, width]
     "eda_hidden",  # [1, B, E]
     "eda_cell",  # [1, B, E]
     "attractors",  # [B, S + 1, E] attractors of the last grid frame
     "existence_logits",  # [B, S + 1]
-    "extractor_hidden",  # [extractor_layers, B * N, D]
-    "extractor_cell",  # [extractor_layers, B * N, D]
+    "extractor_hidden",  # [extractor_layers, B * N, width]
+    "extractor_cell",  # [extractor_layers, B * N, width]
     "frame_index",  # [1] int64, frames processed so far
 )
 
@@ -58,87 +61,87 @@ def magnitude(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(real * real + imag * imag + 1e-12)
 
 
-class SeparationNetwork(nn.Module):
+class StreamingNetwork(nn.Module):
+    """What every architecture shares: the STFT, the EDA schedule, the state and the step loop.
+
+    A subclass builds ``eda`` (:class:`AttractorNetwork`) and ``cues`` (:class:`CueEmbedder`),
+    and implements ``forward``, ``step_hop`` and ``state_shapes`` (the shapes of its separator
+    and extractor states; axis 1 of the extractor state is streams × outputs).
+    """
+
+    eda: AttractorNetwork
+    cues: CueEmbedder
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        c = config
-        self.stft = CausalStft(c.window_samples, c.hop_samples)
-        self.separator = CausalSeparator(c.frequency_bins, c.feature_dim, c.separator_layers)
-        self.eda = AttractorNetwork(c.feature_dim, c.embedding_dim, c.max_sources)
-        self.cues = CueEmbedder(len(c.labels), c.text_dim, c.embedding_dim)
-        self.fusion = CueFusion(c.feature_dim, c.embedding_dim, c.attention_heads)
-        self.masks = MaskEstimator(c.feature_dim, c.frequency_bins, c.extractor_layers)
+        self.stft = CausalStft(config.window_samples, config.hop_samples)
 
-    # ----------------------------------------------------------------- whole signal
-    def forward(self, mixture: torch.Tensor, queries: torch.Tensor | None = None) -> NetworkOutput:
-        """Separate whole signals.
+    def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of ``separator_hidden/cell`` and ``extractor_hidden/cell``."""
+        raise NotImplementedError
 
-        Args:
-            mixture: ``[B, samples]`` with ``samples`` a multiple of ``hop_samples``.
-            queries: ``[B, N, E]`` cue queries, or ``None`` to use the EDA attractors
-                (``N = max_sources`` outputs).
-        Returns:
-            :class:`NetworkOutput`; ``sources`` has ``samples - (window - hop)`` samples (the
-            rest needs input that has not arrived yet).
+    # ----------------------------------------------------------------- whole-signal helpers
+    def analyse_whole(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mixture [B, samples]`` (whole hops) → spectra ``(real, imag) [B, T, bins]``."""
+        hop = self.config.hop_samples
+        if mixture.shape[-1] % hop:
+            raise ValueError(f"mixture length {mixture.shape[-1]} is not a multiple of {hop}")
+        history = mixture.new_zeros(mixture.shape[0], self.stft.history_samples)
+        return self.stft.analyse(torch.cat([history, mixture], dim=-1))
+
+    def whole_signal_queries(
+        self, summaries: torch.Tensor, queries: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """EDA over frame summaries ``[B, T, G]`` and the queries of every frame.
+
+        Returns ``(attractors [B, Gr, S + 1, E], existence_logits [B, Gr, S + 1],
+        frame_queries [B, T or 1, N, E])``: with ``queries [B, N, E]`` given, those (one set for
+        all frames); otherwise, at frame ``t``, the attractors of the last grid frame before
+        ``t`` (zeros at ``t = 0``), as streaming holds them.
         """
         c = self.config
-        batch, samples = mixture.shape
-        if samples % c.hop_samples:
-            raise ValueError(f"mixture length {samples} is not a multiple of {c.hop_samples}")
-        history = mixture.new_zeros(batch, self.stft.history_samples)
-        real, imag = self.stft.analyse(torch.cat([history, mixture], dim=-1))  # [B, T, F]
-        frames = real.shape[1]
-        zeros = self._zeros(c.separator_layers, batch, c.feature_dim)
-        features, _, _ = self.separator(magnitude(real, imag), zeros, zeros)
-        summaries, _, _ = self.eda.encode(features, *self._eda_zeros(batch))
-        grid = summaries[:, :: c.attractor_interval_hops]  # [B, G, E]
+        batch, frames = summaries.shape[:2]
+        zeros = self._zeros(1, batch, c.embedding_dim)
+        encoded, _, _ = self.eda.encode(summaries, zeros, zeros)
+        grid = encoded[:, :: c.attractor_interval_hops]  # [B, Gr, E]
         attractors, existence = self.eda.decode(grid.flatten(0, 1))
         attractors = attractors.unflatten(0, grid.shape[:2])
         existence = existence.unflatten(0, grid.shape[:2])
-        if queries is None:
-            # Frame t uses the attractors of the last grid frame before t (zeros at t = 0).
-            held = attractors[:, :, : c.max_sources].repeat_interleave(
-                c.attractor_interval_hops, dim=1
-            )
-            frame_queries = torch.cat([torch.zeros_like(held[:, :1]), held[:, : frames - 1]], dim=1)
-        else:
-            frame_queries = queries.unsqueeze(1)
-        n = frame_queries.shape[2]
-        fused = self.fusion(features, frame_queries)
-        zeros = self._zeros(c.extractor_layers, batch * n, c.feature_dim)
-        mask, _, _ = self.masks(fused, zeros, zeros)
-        frames_out = self.stft.synthesise(mask * real.unsqueeze(1), mask * imag.unsqueeze(1))
-        carry = mixture.new_zeros(batch, n, self.stft.history_samples)
-        finished, _ = self.stft.overlap_add(frames_out, carry)
-        return NetworkOutput(finished[..., self.stft.history_samples :], attractors, existence)
+        if queries is not None:
+            return attractors, existence, queries.unsqueeze(1)
+        held = attractors[:, :, : c.max_sources].repeat_interleave(c.attractor_interval_hops, dim=1)
+        frame_queries = torch.cat([torch.zeros_like(held[:, :1]), held[:, : frames - 1]], dim=1)
+        return attractors, existence, frame_queries
+
+    def synthesise_whole(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+        """Output spectra ``[B, N, T, bins]`` → ``sources [B, N, samples - (window - hop)]``."""
+        frames = self.stft.synthesise(real, imag)
+        carry = real.new_zeros(real.shape[0], real.shape[1], self.stft.history_samples)
+        finished, _ = self.stft.overlap_add(frames, carry)
+        return finished[..., self.stft.history_samples :]
 
     # ----------------------------------------------------------------- streaming
     def init_state(self, batch: int, outputs: int) -> dict[str, torch.Tensor]:
         """Zero state for ``batch`` streams and ``outputs`` queries (``max_sources`` for EDA)."""
         c = self.config
-        device = self.stft.analysis_real.device
         e, s = c.embedding_dim, c.max_sources + 1
         history = self.stft.history_samples
-        return {
-            "input_history": torch.zeros(batch, history, device=device),
-            "synthesis_carry": torch.zeros(batch, outputs, history, device=device),
-            "separator_hidden": torch.zeros(
-                c.separator_layers, batch, c.feature_dim, device=device
-            ),
-            "separator_cell": torch.zeros(c.separator_layers, batch, c.feature_dim, device=device),
-            "eda_hidden": torch.zeros(1, batch, e, device=device),
-            "eda_cell": torch.zeros(1, batch, e, device=device),
-            "attractors": torch.zeros(batch, s, e, device=device),
-            "existence_logits": torch.zeros(batch, s, device=device),
-            "extractor_hidden": torch.zeros(
-                c.extractor_layers, batch * outputs, c.feature_dim, device=device
-            ),
-            "extractor_cell": torch.zeros(
-                c.extractor_layers, batch * outputs, c.feature_dim, device=device
-            ),
-            "frame_index": torch.zeros(1, dtype=torch.int64, device=device),
+        shapes = self.state_shapes(batch, outputs)
+        state = {
+            "input_history": self._zeros(batch, history),
+            "synthesis_carry": self._zeros(batch, outputs, history),
+            "separator_hidden": self._zeros(*shapes["separator_hidden"]),
+            "separator_cell": self._zeros(*shapes["separator_cell"]),
+            "eda_hidden": self._zeros(1, batch, e),
+            "eda_cell": self._zeros(1, batch, e),
+            "attractors": self._zeros(batch, s, e),
+            "existence_logits": self._zeros(batch, s),
+            "extractor_hidden": self._zeros(*shapes["extractor_hidden"]),
+            "extractor_cell": self._zeros(*shapes["extractor_cell"]),
+            "frame_index": torch.zeros(1, dtype=torch.int64, device=self.device),
         }
+        return {name: state[name] for name in STATE_NAMES}
 
     def step(
         self, chunk: torch.Tensor, queries: torch.Tensor | None, state: dict[str, torch.Tensor]
@@ -165,6 +168,80 @@ class SeparationNetwork(nn.Module):
         """The queries of EDA mode for the next hop: ``[B, max_sources, E]``."""
         return state["attractors"][:, : self.config.max_sources]
 
+    def eda_step(
+        self,
+        summary: torch.Tensor,
+        eda_hidden: torch.Tensor,
+        eda_cell: torch.Tensor,
+        attractors: torch.Tensor,
+        existence_logits: torch.Tensor,
+        frame_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One frame of the causal EDA: encode ``summary [B, 1, G]``; on a grid frame, decode
+        new attractors (used from the next frame on), else keep the held ones."""
+        encoded, eda_hidden, eda_cell = self.eda.encode(summary, eda_hidden, eda_cell)
+        decoded, decoded_existence = self.eda.decode(encoded[:, 0])
+        on_grid = torch.remainder(frame_index, self.config.attractor_interval_hops) == 0
+        attractors = torch.where(on_grid, decoded, attractors)
+        existence_logits = torch.where(on_grid, decoded_existence, existence_logits)
+        return eda_hidden, eda_cell, attractors, existence_logits
+
+    @property
+    def device(self) -> torch.device:
+        return self.stft.analysis_real.device
+
+    def _zeros(self, *shape: int) -> torch.Tensor:
+        return torch.zeros(*shape, device=self.stft.analysis_real.device)
+
+
+class SeparationNetwork(StreamingNetwork):
+    """Model v1 (``ModelConfig.architecture == "lstm"``): all bins projected into a stack of
+    LSTMs, cue fusion after the separator, per-output LSTMs and a real magnitude mask."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.separator = CausalSeparator(c.frequency_bins, c.feature_dim, c.separator_layers)
+        self.eda = AttractorNetwork(c.feature_dim, c.embedding_dim, c.max_sources)
+        self.cues = CueEmbedder(len(c.labels), c.text_dim, c.embedding_dim)
+        self.fusion = CueFusion(c.feature_dim, c.embedding_dim, c.attention_heads)
+        self.masks = MaskEstimator(c.feature_dim, c.frequency_bins, c.extractor_layers)
+
+    def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:
+        c = self.config
+        return {
+            "separator_hidden": (c.separator_layers, batch, c.feature_dim),
+            "separator_cell": (c.separator_layers, batch, c.feature_dim),
+            "extractor_hidden": (c.extractor_layers, batch * outputs, c.feature_dim),
+            "extractor_cell": (c.extractor_layers, batch * outputs, c.feature_dim),
+        }
+
+    # ----------------------------------------------------------------- whole signal
+    def forward(self, mixture: torch.Tensor, queries: torch.Tensor | None = None) -> NetworkOutput:
+        """Separate whole signals.
+
+        Args:
+            mixture: ``[B, samples]`` with ``samples`` a multiple of ``hop_samples``.
+            queries: ``[B, N, E]`` cue queries, or ``None`` to use the EDA attractors
+                (``N = max_sources`` outputs).
+        Returns:
+            :class:`NetworkOutput`; ``sources`` has ``samples - (window - hop)`` samples (the
+            rest needs input that has not arrived yet).
+        """
+        c = self.config
+        batch = mixture.shape[0]
+        real, imag = self.analyse_whole(mixture)  # [B, T, F]
+        zeros = self._zeros(c.separator_layers, batch, c.feature_dim)
+        features, _, _ = self.separator(magnitude(real, imag), zeros, zeros)
+        attractors, existence, frame_queries = self.whole_signal_queries(features, queries)
+        n = frame_queries.shape[2]
+        fused = self.fusion(features, frame_queries)
+        zeros = self._zeros(c.extractor_layers, batch * n, c.feature_dim)
+        mask, _, _ = self.masks(fused, zeros, zeros)
+        sources = self.synthesise_whole(mask * real.unsqueeze(1), mask * imag.unsqueeze(1))
+        return NetworkOutput(sources, attractors, existence)
+
+    # ----------------------------------------------------------------- streaming
     def step_hop(
         self,
         hop_samples: torch.Tensor,
@@ -194,11 +271,9 @@ class SeparationNetwork(nn.Module):
         features, separator_hidden, separator_cell = self.separator(
             magnitude(real, imag), separator_hidden, separator_cell
         )
-        summary, eda_hidden, eda_cell = self.eda.encode(features, eda_hidden, eda_cell)
-        decoded, decoded_existence = self.eda.decode(summary[:, 0])
-        on_grid = torch.remainder(frame_index, c.attractor_interval_hops) == 0
-        attractors = torch.where(on_grid, decoded, attractors)
-        existence_logits = torch.where(on_grid, decoded_existence, existence_logits)
+        eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
+            features, eda_hidden, eda_cell, attractors, existence_logits, frame_index
+        )
         fused = self.fusion(features, queries.unsqueeze(1))
         mask, extractor_hidden, extractor_cell = self.masks(fused, extractor_hidden, extractor_cell)
         frames = self.stft.synthesise(mask * real.unsqueeze(1), mask * imag.unsqueeze(1))
@@ -217,15 +292,3 @@ class SeparationNetwork(nn.Module):
             extractor_cell,
             frame_index + 1,
         )
-
-    # ----------------------------------------------------------------- helpers
-    @property
-    def device(self) -> torch.device:
-        return self.stft.analysis_real.device
-
-    def _zeros(self, *shape: int) -> torch.Tensor:
-        return torch.zeros(*shape, device=self.stft.analysis_real.device)
-
-    def _eda_zeros(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        e = self.config.embedding_dim
-        return self._zeros(1, batch, e), self._zeros(1, batch, e)

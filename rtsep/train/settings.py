@@ -21,6 +21,9 @@ class TrainSettings:
     run_dir: str = "runs/default"  # checkpoints, log.jsonl, curves.png, settings.json
     init: str = ""  # checkpoint to start from ("" = random; "shipped" = the packaged weights)
     seed: int = 0
+    # ModelConfig fields of a network trained from scratch (e.g. {architecture = "lstm"});
+    # empty = the ModelConfig defaults. Ignored with ``init``: the checkpoint fixes the shape.
+    model: dict = field(default_factory=dict)
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when available)
     threads: int = 1  # torch intra-op threads (2 on 2 cores oversubscribes with the loader)
     loader_workers: int = 1  # processes simulating mixtures

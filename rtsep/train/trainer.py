@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..cues import TRAINING_PHRASINGS, shared_text_encoder
 from ..data import Corpus, MixtureSimulator, collate, split_entries, validation_sources
-from ..model import Model, ModelConfig, SeparationNetwork, load_model
+from ..model import Model, ModelConfig, StreamingNetwork, build_network, load_model
 from .losses import (
     alignment_loss,
     existence_loss,
@@ -114,12 +114,12 @@ class Trainer:
         self._resume()
 
     # ----------------------------------------------------------------- setup
-    def _initial_network(self) -> SeparationNetwork:
+    def _initial_network(self) -> StreamingNetwork:
         s = self.settings
         if s.init:
             model = load_model(None if s.init == "shipped" else s.init)
             return model.network.train()
-        return SeparationNetwork(ModelConfig(max_sources=s.max_sources)).train()
+        return build_network(ModelConfig(**{"max_sources": s.max_sources, **s.model})).train()
 
     def _phrasing_embeddings(self) -> list[torch.Tensor]:
         """Sentence embeddings ``[phrasings, 384]`` per label, cached in the run folder."""
@@ -368,7 +368,7 @@ class Trainer:
             self._save_model(self.run_dir / "best.pt", scores)
         self._plot()
 
-    def _scored_network(self) -> SeparationNetwork:
+    def _scored_network(self) -> StreamingNetwork:
         """The weights that are validated and saved as a model: the average when kept."""
         return self.network if self.average is None else self.average.module
 
