@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from .bands import band_edges
 from .config import ModelConfig
 
 
 def lstm_macs(inputs: int, hidden: int) -> int:
     """Multiply-accumulates of one LSTM time step (four gates)."""
     return 4 * hidden * (inputs + hidden)
+
+
+def dual_path_block_macs(bands: int, dim: int) -> int:
+    """One dual-path block, one frame: an LSTM step per band, the linear map across bands (per
+    channel) and the channel MLP (``dim -> 2 dim -> dim``, per band)."""
+    return bands * lstm_macs(dim, dim) + bands * bands * dim + bands * 4 * dim * dim
 
 
 def macs_per_hop(config: ModelConfig, outputs: int) -> int:
@@ -19,12 +26,22 @@ def macs_per_hop(config: ModelConfig, outputs: int) -> int:
     c = config
     d, e, f, w = c.feature_dim, c.embedding_dim, c.frequency_bins, c.window_samples
     analysis = 2 * w * f
-    separator = f * d + c.separator_layers * lstm_macs(d, d)
     eda = lstm_macs(d, e) + (c.max_sources + 1) * (lstm_macs(e, e) + e)
     attention = d * d + outputs * outputs * 2 * e * d + outputs * outputs * d * 2
     fusion = attention + outputs * d * 2 * d
-    masks = outputs * (c.extractor_layers * lstm_macs(d, d) + d * f)
     synthesis = outputs * 2 * f * w
+    if c.architecture == "dualpath":
+        k, b = c.bands, c.band_dim
+        edges = band_edges(f, k, c.sample_rate_hz)
+        width = max(hi - lo for lo, hi in zip(edges[:-1], edges[1:]))  # bands padded to this
+        split = k * 3 * width * b
+        shared = c.separator_layers * dual_path_block_macs(k, b) + k * b * d
+        films = (c.extractor_layers + 1) * d * 2 * b
+        merge = k * b * 2 * width
+        per_output = c.extractor_layers * dual_path_block_macs(k, b) + films + merge
+        return analysis + split + shared + eda + fusion + outputs * per_output + synthesis
+    separator = f * d + c.separator_layers * lstm_macs(d, d)
+    masks = outputs * (c.extractor_layers * lstm_macs(d, d) + d * f)
     return analysis + separator + eda + fusion + masks + synthesis
 
 

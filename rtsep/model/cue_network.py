@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from .separator import residual_lstms
+
 
 class CueEmbedder(nn.Module):
     """Label ids and text embeddings → queries ``[..., embedding_dim]``."""
@@ -98,13 +100,6 @@ class MaskEstimator(nn.Module):
     def forward(
         self, fused: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = fused.flatten(0, 1)
-        new_hidden, new_cell = [], []
-        for index, (norm, lstm) in enumerate(zip(self.norms, self.lstms)):
-            state = (hidden[index : index + 1].contiguous(), cell[index : index + 1].contiguous())
-            y, (h, c) = lstm(norm(x), state)
-            x = x + y
-            new_hidden.append(h)
-            new_cell.append(c)
+        x, hidden, cell = residual_lstms(self.norms, self.lstms, fused.flatten(0, 1), hidden, cell)
         mask = torch.sigmoid(self.head(x)).unflatten(0, (fused.shape[0], -1))
-        return mask, torch.cat(new_hidden, dim=0), torch.cat(new_cell, dim=0)
+        return mask, hidden, cell

@@ -39,11 +39,25 @@ class CausalSeparator(nn.Module):
         Returns ``(features [batch, frames, feature_dim], hidden, cell)``.
         """
         x = self.input_norm(self.input(magnitude.pow(0.3)))
-        new_hidden, new_cell = [], []
-        for index, (norm, lstm) in enumerate(zip(self.norms, self.lstms)):
-            state = (hidden[index : index + 1].contiguous(), cell[index : index + 1].contiguous())
-            y, (h, c) = lstm(norm(x), state)
-            x = x + y
-            new_hidden.append(h)
-            new_cell.append(c)
-        return x, torch.cat(new_hidden, dim=0), torch.cat(new_cell, dim=0)
+        return residual_lstms(self.norms, self.lstms, x, hidden, cell)
+
+
+def residual_lstms(
+    norms: nn.ModuleList,
+    lstms: nn.ModuleList,
+    x: torch.Tensor,
+    hidden: torch.Tensor,
+    cell: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pre-norm residual LSTM layers: ``x = x + lstm_i(norm_i(x))``.
+
+    ``x [batch, frames, dim]``, ``hidden``/``cell [layers, batch, dim]`` → ``(x, hidden, cell)``.
+    """
+    new_hidden, new_cell = [], []
+    for index, (norm, lstm) in enumerate(zip(norms, lstms)):
+        state = (hidden[index : index + 1].contiguous(), cell[index : index + 1].contiguous())
+        y, (h, c) = lstm(norm(x), state)
+        x = x + y
+        new_hidden.append(h)
+        new_cell.append(c)
+    return x, torch.cat(new_hidden, dim=0), torch.cat(new_cell, dim=0)
