@@ -1,10 +1,12 @@
 """The streaming runtime: backends, the synchronous Streamer, and the live engine."""
 
 from .backends import Backend, OnnxBackend, TorchBackend, make_backend, resolve_backend_name
+from .batch_streamer import BatchStreamer
 from .streamer import Streamer
 
 __all__ = [
     "Backend",
+    "BatchStreamer",
     "OnnxBackend",
     "Streamer",
     "TorchBackend",

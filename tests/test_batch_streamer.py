@@ -1,0 +1,73 @@
+"""Many streams in one batched step give what each stream gives alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from architectures import ARCHITECTURES, model_of
+
+import rtsep
+from rtsep.engine import BatchStreamer, Streamer
+
+TOLERANCE = 1e-4  # max abs error / max abs reference, per stream
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request) -> rtsep.Model:
+    return model_of(request.param)
+
+
+def signals(streams: int, samples: int) -> np.ndarray:
+    """Different content per stream: a tone at its own pitch plus noise bursts."""
+    rng = np.random.default_rng(11)
+    t = np.arange(samples) / 16000
+    rows = []
+    for b in range(streams):
+        tone = 0.2 * np.sin(2 * np.pi * (220 + 110 * b) * t)
+        bursts = 0.05 * rng.standard_normal(samples) * (np.sin(2 * np.pi * (2 + b) * t) > 0)
+        rows.append(tone + bursts)
+    return np.stack(rows).astype(np.float32)
+
+
+def alone(model: rtsep.Model, cues, signal: np.ndarray, sizes) -> np.ndarray:
+    streamer, pieces, start = Streamer(model, cues), [], 0
+    for size in sizes:
+        pieces.append(streamer.process(signal[start : start + size]))
+        start += size
+    pieces.append(streamer.flush())
+    return np.concatenate(pieces, axis=1)
+
+
+def batched(model: rtsep.Model, cues, batch: np.ndarray, sizes) -> np.ndarray:
+    streamer, pieces, start = BatchStreamer(model, cues), [], 0
+    for size in sizes:
+        pieces.append(streamer.process(batch[:, start : start + size]))
+        start += size
+    pieces.append(streamer.flush())
+    return np.concatenate(pieces, axis=2)
+
+
+@pytest.mark.parametrize(
+    "cues",
+    [
+        [["speech", "music"], ["env", "speech"], ["music", "label:env"]],
+        [None, ["speech", "music", "env", "speech"], None],
+    ],
+    ids=["cues-per-stream", "eda-beside-cues"],
+)
+def test_batched_streams_equal_separate_streamers(model, cues):
+    batch = signals(len(cues), 9000)
+    sizes = [1, 300, 128, 1000, 4000, 77]  # 5506 samples, then the rest by flush
+    sizes.append(batch.shape[1] - sum(sizes))
+    together = batched(model, cues, batch, sizes)
+    assert together.shape[0] == len(cues) and together.shape[2] == batch.shape[1]
+    for b, stream_cues in enumerate(cues):
+        reference = alone(model, stream_cues, batch[b], sizes)
+        assert together[b].shape == reference.shape
+        error = np.abs(together[b] - reference).max() / np.abs(reference).max()
+        assert error < TOLERANCE, f"stream {b}"
+
+
+def test_streams_with_different_output_counts_are_refused(model):
+    with pytest.raises(ValueError, match="same number of outputs"):
+        BatchStreamer(model, [["speech"], ["speech", "music"]])
