@@ -59,6 +59,7 @@ def test_a_finished_run_resumes_where_it_stopped(run):
     assert max(steps) == 6
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_training_runs_on_cuda_and_the_model_loads_on_the_cpu(run, tmp_path):
     settings, cpu_run_dir = run

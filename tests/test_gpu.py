@@ -1,0 +1,79 @@
+"""The GPU path: CUDA results equal CPU results. Skipped without a CUDA device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from architectures import ARCHITECTURES, model_of
+
+import rtsep
+from rtsep.engine import BatchStreamer, OnnxBackend, Streamer, TorchBackend
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+]
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def models(request) -> tuple[rtsep.Model, rtsep.Model]:
+    """The same weights on the CPU and on CUDA."""
+    cpu = model_of(request.param)
+    gpu = rtsep.Model(model_of(request.param).network.to("cuda"), cpu.metadata)
+    return cpu, gpu
+
+
+def chunks(hops: int, hop: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [
+        (0.1 * rng.standard_normal(hop) * (1 + np.sin(i / 9))).astype(np.float32)
+        for i in range(hops)
+    ]
+
+
+@pytest.mark.parametrize("cues", [None, ["speech", "music"]], ids=["eda", "cues"])
+def test_torch_cuda_backend_equals_cpu_over_200_hops(models, cues):
+    cpu, gpu = models
+    queries = cpu.cue_queries(cues).numpy() if cues else None
+    reference, candidate = TorchBackend(cpu), TorchBackend(gpu)
+    reference.reset(queries)
+    candidate.reset(queries)
+    inputs = chunks(200, cpu.hop_samples)
+    expected = np.concatenate([reference.step(c) for c in inputs], 1)
+    got = np.concatenate([candidate.step(c) for c in inputs], 1)
+    peak = max(float(np.abs(c).max()) for c in inputs)
+    assert np.abs(got - expected).max() / peak < TOLERANCE
+
+
+def test_onnxruntime_cuda_provider_equals_cpu_over_200_hops(models):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime without the CUDA execution provider (install the gpu extra)")
+    cpu, _ = models
+    reference = OnnxBackend(cpu)
+    candidate = OnnxBackend(cpu, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    queries = cpu.cue_queries(["speech"]).numpy()
+    reference.reset(queries)
+    candidate.reset(queries)
+    inputs = chunks(200, cpu.hop_samples)
+    expected = np.concatenate([reference.step(c) for c in inputs], 1)
+    got = np.concatenate([candidate.step(c) for c in inputs], 1)
+    peak = max(float(np.abs(c).max()) for c in inputs)
+    assert np.abs(got - expected).max() / peak < TOLERANCE
+
+
+def test_batched_streams_on_cuda_equal_single_streams_on_cpu(models):
+    cpu, gpu = models
+    cues = [["speech", "music"], ["env", "speech"], ["music", "env"], ["speech", "env"]]
+    rng = np.random.default_rng(4)
+    batch = (0.1 * rng.standard_normal((len(cues), 6000))).astype(np.float32)
+    streamer = BatchStreamer(gpu, cues)
+    together = np.concatenate([streamer.process(batch), streamer.flush()], axis=2)
+    for b, stream_cues in enumerate(cues):
+        single = Streamer(cpu, stream_cues)
+        reference = np.concatenate([single.process(batch[b]), single.flush()], axis=1)
+        assert np.abs(together[b] - reference).max() / np.abs(reference).max() < TOLERANCE
