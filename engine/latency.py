@@ -10,9 +10,11 @@ All figures are in device samples (frames at the device rate ``R``); ``r = R / m
   plus the model's algorithmic latency (a hop to fill, a hop of overlap-add: ``window``
   samples), less the alignment slack of host blocks against hops (``gcd(block, hop)`` when the
   rates are equal; a 2-sample rounding allowance is added instead when resampling), plus a
-  safety margin of ``safety_hops`` hops for compute time and thread wake-up;
+  safety margin of ``safety_ms`` milliseconds (rounded up to whole device samples) for the
+  chunk's compute time and the worker's wake-up;
 * ``resampling`` — the constant delays of the streaming resamplers in and out
-  (:class:`~rtsep.engine.resampler.StreamResampler` measures them), zero at the model rate.
+  (:mod:`rtsep.engine.resampler`: 1 ms each way for the polyphase resampler, ≈ 13–15 ms for
+  soxr), zero at the model rate.
 
 The signal path adds nothing else: the model's own overlap-add lag is compensated inside the
 engine, so output sample ``n`` is input sample ``n - reported``, separated.
@@ -70,15 +72,17 @@ def engine_latency(
     model_rate_hz: int,
     window_samples: int,
     hop_samples: int,
-    safety_hops: int,
+    safety_ms: float,
     resampler_in_delay: float = 0.0,
     resampler_out_delay: float = 0.0,
 ) -> Latency:
     """The latency terms for one configuration.
 
-    ``resampler_in_delay`` is in model samples (the input resampler's output rate),
-    ``resampler_out_delay`` in device samples.
+    ``safety_ms`` is in milliseconds; ``resampler_in_delay`` is in model samples (the input
+    resampler's output rate), ``resampler_out_delay`` in device samples.
     """
+    if safety_ms < 0:
+        raise ValueError(f"safety_ms must be >= 0, got {safety_ms}")
     ratio = device_rate_hz / model_rate_hz
     if device_rate_hz == model_rate_hz:
         slack = math.gcd(block_samples, hop_samples)
@@ -89,7 +93,7 @@ def engine_latency(
         block_samples=block_samples,
         algorithmic_samples=window_samples * ratio,
         alignment_slack_samples=slack,
-        safety_samples=math.ceil(safety_hops * hop_samples * ratio),
+        safety_samples=math.ceil(safety_ms * device_rate_hz / 1000.0 - 1e-9),
         resampler_in_samples=resampler_in_delay * ratio,
         resampler_out_samples=resampler_out_delay,
     )

@@ -37,7 +37,7 @@ from .backends import OutputSpec, cue_outputs, eda_outputs, make_backend
 from .controllable import CueSnapshot, CueState
 from .crossfade import crossfade
 from .latency import Latency, engine_latency
-from .resampler import StreamResampler
+from .resampler import make_resampler
 from .ringbuffer import RingBuffer
 from .stats import EngineStats
 from .tracker import UNASSIGNED, AttractorTracker
@@ -59,7 +59,8 @@ class EngineConfig:
     backend: str = "auto"
     threads: int = 1
     chunk_hops: int = 1  # model hops per chunk; cue changes land on chunk boundaries
-    safety_hops: int = 1
+    safety_ms: float = 2.0  # output margin for compute time and worker wake-up (see latency)
+    resampler: str = "polyphase"  # device rate <-> model rate: "polyphase" (1 ms) or "soxr"
     residual: bool = False  # extract mode: one more channel, the mixture minus the cues
     match_threshold: float = 0.3
     birth_decodes: int = 3
@@ -108,15 +109,15 @@ class Engine:
         self.max_sources = model.config.max_sources
         self.channels = c.output_channels or self._channels_for(mode, len(cues))
         rate = model.sample_rate
-        self._resample_in = StreamResampler(c.device_rate_hz, rate, 1)
-        self._resample_out = StreamResampler(rate, c.device_rate_hz, self.channels)
+        self._resample_in = make_resampler(c.device_rate_hz, rate, 1, c.resampler)
+        self._resample_out = make_resampler(rate, c.device_rate_hz, self.channels, c.resampler)
         self.latency: Latency = engine_latency(
             c.device_rate_hz,
             c.block_samples,
             rate,
             model.config.window_samples,
             self.hop,
-            c.safety_hops,
+            c.safety_ms,
             self._resample_in.delay_samples,
             self._resample_out.delay_samples,
         )
