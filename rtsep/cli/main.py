@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = {
     "separate": "separate_cmd",
     "demo": "separate_cmd",
+    "batch": "batch_cmd",
     "live": "live_cmd",
     "devices": "live_cmd",
     "ctl": "control_cmd",

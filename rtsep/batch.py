@@ -1,0 +1,218 @@
+"""Many files separated in parallel: worker processes on this machine, or tasks on a Ray cluster.
+
+Every input gets its own folder under the output folder with exactly what ``rtsep separate``
+writes there (stems and ``report.json``, written last); ``batch.json`` beside them records each
+input as ``done``, ``skipped`` (its folder was already complete) or ``failed`` (with the
+one-line error). A failing file never stops the others, and a second run over the same output
+folder redoes only what is not complete.
+
+Folder names: the input's stem (``mix.wav`` → ``mix/``); inputs are taken in sorted path order
+and a stem already taken gets ``-2``, ``-3``, … (``a/mix.wav`` → ``mix/``, ``b/mix.wav`` →
+``mix-2/``). The same task function runs in every mode; workers read and write the paths
+themselves, so on a cluster the paths must be on a file system every node sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+#: File suffixes a folder given as input is searched for (recursively).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aif", ".aiff", ".mp3")
+BATCH_REPORT = "batch.json"
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """One input and the folder its outputs go to, with what ``rtsep separate`` needs."""
+
+    input: str
+    folder: str
+    cues: tuple[str, ...]
+    mode: str | None
+    config: dict
+
+
+@dataclass
+class BatchResult:
+    input: str
+    folder: str
+    status: str  # "done", "skipped" or "failed"
+    error: str | None = None
+    seconds: float = 0.0  # wall time of the task
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, and the audio files (:data:`AUDIO_SUFFIXES`) inside folders, sorted.
+
+    A path that does not exist is kept: its task fails with a clear error, the others run.
+    """
+    found: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.update(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            )
+        else:
+            found.add(path)
+    return sorted(found)
+
+
+def output_folders(inputs: Sequence[Path], out_dir: Path) -> list[Path]:
+    """One folder per input (see the module docstring for the naming rule)."""
+    taken: set[str] = set()
+    folders = []
+    for path in inputs:
+        name, index = path.stem, 1
+        while name in taken:
+            index += 1
+            name = f"{path.stem}-{index}"
+        taken.add(name)
+        folders.append(out_dir / name)
+    return folders
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished ``rtsep separate`` run: ``report.json`` (written
+    last) and every file it lists."""
+    report = folder / "report.json"
+    try:
+        files = json.loads(report.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all((folder / name).is_file() for name in files)
+
+
+_MODELS: dict[tuple[str, str], object] = {}
+
+
+def separate_task(task: BatchTask) -> BatchResult:
+    """Run one input (in whatever process or Ray worker calls it); never raises for a bad
+    input: the error comes back in the result."""
+    from .cli.common import load_configured_model, user_message
+    from .cli.separate_cmd import read_input, separate_to_folder
+
+    started = time.perf_counter()
+    try:
+        model_key = (task.config["model"]["path"], task.config["model"]["device"])
+        if model_key not in _MODELS:  # one model per worker process
+            _MODELS[model_key] = load_configured_model(task.config)
+        mix = Path(task.input)
+        separate_to_folder(
+            _MODELS[model_key],
+            mix,
+            Path(task.folder),
+            list(task.cues),
+            task.mode,
+            task.config,
+            progress=False,
+            audio=read_input(mix),
+        )
+    except Exception as error:  # noqa: BLE001 - one bad file must not stop the batch
+        message = user_message(error) or f"{type(error).__name__}: {error}"
+        return BatchResult(task.input, task.folder, "failed", message, _since(started))
+    return BatchResult(task.input, task.folder, "done", None, _since(started))
+
+
+def run_batch(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    config: dict,
+    cues: Sequence[str] = (),
+    mode: str | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Separate every input into ``out_dir``; returns (and writes) the ``batch.json`` record.
+
+    ``workers`` processes on this machine (1 = in this process); ``ray_address``: ``"local"``
+    starts a local Ray cluster of ``workers`` CPUs, any other value joins that cluster
+    (``ray.init(address=...)``); each Ray task takes one CPU. The model runs with
+    ``config["engine"]["threads"]`` threads in every worker.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = collect_inputs(inputs)
+    results: list[BatchResult] = []
+    tasks = []
+    for path, folder in zip(paths, output_folders(paths, out_dir)):
+        if is_complete(folder):
+            results.append(BatchResult(str(path), str(folder), "skipped"))
+        else:
+            tasks.append(BatchTask(str(path), str(folder), tuple(cues), mode, config))
+    bar = tqdm(
+        total=len(paths), initial=len(results), desc="batch", unit="file", disable=not progress
+    )
+    runner = _ray_results if ray_address else _process_results
+    started = time.perf_counter()
+    for result in runner(tasks, workers, ray_address):
+        results.append(result)
+        bar.update(1)
+        if result.status == "failed":
+            tqdm.write(f"failed: {result.input}: {result.error}")
+    bar.close()
+    order = {str(p): i for i, p in enumerate(paths)}
+    results.sort(key=lambda r: order[r.input])
+    record = {
+        "out": str(out_dir),
+        "cues": list(cues),
+        "mode": mode,
+        "workers": workers,
+        "ray": ray_address,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        **{s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
+        "inputs": [asdict(r) for r in results],
+    }
+    tmp = out_dir / f".{BATCH_REPORT}.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out_dir / BATCH_REPORT)
+    return record
+
+
+def _process_results(
+    tasks: list[BatchTask], workers: int, _address: str | None
+) -> Iterator[BatchResult]:
+    if workers <= 1 or len(tasks) <= 1:
+        yield from map(separate_task, tasks)
+        return
+    # spawn, not fork: the parent may hold torch/OpenMP threads that a fork would break.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(separate_task, t) for t in tasks]):
+            yield future.result()
+
+
+def _ray_results(
+    tasks: list[BatchTask], workers: int, address: str | None
+) -> Iterator[BatchResult]:
+    try:
+        import ray
+    except ImportError as error:
+        raise RuntimeError("--ray needs Ray: pip install 'rtsep[ray]'") from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address == "local":
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    try:
+        remote: Callable = ray.remote(num_cpus=1)(separate_task)
+        pending = [remote.remote(task) for task in tasks]
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(finished[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
