@@ -1,10 +1,24 @@
-"""Helpers shared by the subcommands: configuration and model loading."""
+"""Helpers shared by the subcommands: configuration, model loading and error reporting."""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+import traceback
+from collections.abc import Callable
 
-from ..config import load_config, with_flags
+from ..config import load_config, validate_config, with_flags
+
+
+class CommandError(ValueError):
+    """A user-facing failure: ``rtsep`` prints its one-line message and exits non-zero."""
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", help="print the Python traceback of an error as well"
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -17,23 +31,90 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", dest="model_device", metavar="DEV", help="torch device: cpu, cuda, cuda:N"
     )
+    add_debug_option(parser)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one line to show for an error of the user's making, or ``None`` for a bug.
+
+    Control-protocol errors (a bad cue set, say), audio-file errors, ``ValueError`` and
+    ``OSError`` are the user's; anything else keeps its traceback.
+    """
+    from ..bindings.protocol import ControlError
+    from ..engine.file_io import AudioFileError
+
+    if isinstance(error, ControlError):
+        text = error.message
+    elif isinstance(error, AudioFileError | ValueError | OSError):
+        text = str(error)
+        if isinstance(error, OSError) and error.filename and error.strerror:
+            text = f"{error.strerror}: {error.filename}"
+    else:
+        return None
+    return " ".join(text.split()) or type(error).__name__
+
+
+def cli_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a subcommand's ``run(args)``: a user error becomes a :class:`CommandError` (one
+    line, non-zero exit, printed by ``rtsep``); ``--debug`` prints the traceback first."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except Exception as error:
+            if getattr(args, "debug", False):
+                traceback.print_exc(file=sys.stderr)
+            message = user_message(error)
+            if message is None or isinstance(error, CommandError):
+                raise
+            raise CommandError(message) from None
+
+    return wrapper
 
 
 def effective_config(args: argparse.Namespace) -> dict:
-    """config.toml, then --config FILE, then the flags named ``section_key`` on ``args``."""
+    """config.toml, then --config FILE, then the flags named ``section_key`` on ``args``;
+    validated once (:func:`rtsep.config.validate_config`): a bad value is a ``ValueError``
+    naming the key, the flag that set it and what it takes."""
     config = load_config(getattr(args, "config", None))
     flags = {
         name: value
         for name, value in vars(args).items()
         if "_" in name and name.split("_", 1)[0] in config and value is not None
     }
-    return with_flags(config, **flags)
+    effective = with_flags(config, **flags)
+    flag_names = {".".join(name.split("_", 1)): _flag_for(args, name) for name in flags}
+    return validate_config(effective, flag_names)
+
+
+#: Flags whose name is not the key's (``dest`` → the flag a user typed).
+_FLAG_NAMES = {
+    "model_path": "--model",
+    "model_device": "--device",
+    "io_input": "--input",
+    "io_output": "--output",
+}
+
+
+def _flag_for(args: argparse.Namespace, dest: str) -> str:
+    return _FLAG_NAMES.get(dest, "--" + dest.split("_", 1)[1].replace("_", "-"))
 
 
 def load_configured_model(config: dict):
+    """The model of ``config["model"]``; a CUDA device that is not there is a clear error."""
     from ..model import load_model
 
-    return load_model(config["model"]["path"] or None, device=config["model"]["device"])
+    device = config["model"]["device"]
+    if device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA device torch can use"
+            raise ValueError(f'model.device = "{device}": this machine has {found}; use "cpu"')
+    return load_model(config["model"]["path"] or None, device=device)
 
 
 def untrained_warning(model) -> str:
