@@ -2,7 +2,8 @@
 
 Reading accepts anything libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3, AIFF, …). Writing goes to a
 hidden temporary file next to the target (``.NAME.XXXX.partial``) that is renamed over the target
-only when the writer closes without error, so a target name never holds a half-written file.
+only when the writer closes without error, so a target name never holds a half-written file; the
+finished file has the permissions the user's umask gives any new file.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(rate_hz)
 
 
+def replace_nonfinite(audio: np.ndarray) -> int:
+    """Set every NaN and ±Inf sample of ``audio`` to 0, in place; returns how many there were."""
+    bad = ~np.isfinite(audio)
+    count = int(np.count_nonzero(bad))
+    if count:
+        audio[bad] = 0.0
+    return count
+
+
 def to_mono(audio: np.ndarray) -> tuple[np.ndarray, bool]:
     """Average ``[channels, frames]`` to ``[1, frames]``; the flag says whether it downmixed.
 
@@ -78,7 +88,10 @@ class AudioFileWriter:
         fd, temp_name = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial"
         )
-        os.close(fd)
+        try:  # mkstemp makes 0600 files; a finished file gets what open() would give it
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         self._temp_path = Path(temp_name)
         try:
             self._file = sf.SoundFile(
@@ -132,6 +145,19 @@ def write_audio(
     with AudioFileWriter(path, rate_hz, audio.shape[0], subtype) as writer:
         writer.write(audio)
     return writer.path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not atomic, but only at start-up)
+    os.umask(mask)
+    return mask
 
 
 def _format_for(path: Path) -> str:

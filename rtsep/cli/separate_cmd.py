@@ -6,12 +6,20 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .common import add_model_options, effective_config, load_configured_model, untrained_warning
+from ..config import engine_config_from  # live_cmd imports it from here too
+from .common import (
+    add_model_options,
+    cli_command,
+    effective_config,
+    load_configured_model,
+    untrained_warning,
+)
 from .control_cmd import add_control_options, control_server
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example_mix.flac"
@@ -86,23 +94,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
 
 
-def engine_config_from(config: dict, **overrides):
-    from ..engine.runtime import EngineConfig
-
-    engine, tracker = config["engine"], config["tracker"]
-    return EngineConfig(
-        block_samples=engine["blocksize"],
-        backend=engine["backend"],
-        threads=engine["threads"],
-        chunk_hops=engine["chunk_hops"],
-        safety_hops=engine["safety_hops"],
-        match_threshold=tracker["match_threshold"],
-        birth_decodes=tracker["birth_decodes"],
-        death_decodes=tracker["death_decodes"],
-        **overrides,
-    )
-
-
 def separate_to_folder(
     model,
     mix_path: Path,
@@ -113,12 +104,20 @@ def separate_to_folder(
     realtime: bool = False,
     progress: bool = True,
     on_start=None,
+    audio: tuple[np.ndarray, int] | None = None,
 ) -> dict:
-    """Run one file through the engine and write stems + report.json; returns the report."""
-    from ..engine.file_io import read_audio, write_audio
-    from ..engine.file_runner import active_seconds, run_file
+    """Run one file through the engine and write stems + report.json; returns the report.
 
-    audio, rate = read_audio(mix_path)
+    ``audio``: the file already read (``read_input(mix_path)``), else it is read here. Raises
+    ``ValueError`` (bad cues, a file with no finite sample) or ``OSError`` (an unwritable
+    folder) before anything is written; the report is written last, so a folder without
+    ``report.json`` is an unfinished run.
+    """
+    from ..engine.file_io import write_audio
+    from ..engine.file_runner import active_seconds, activity_rule, run_file
+
+    audio, rate = audio if audio is not None else read_input(mix_path)
+    check_cues(cues)
     for cue in cues or []:
         model.validate_cue(cue)
     _check_writable(out_dir)
@@ -135,38 +134,129 @@ def separate_to_folder(
         progress=progress and audio.shape[1] > 5 * rate,
         on_start=on_start,
     )
+    engine = run.engine
+    history = cue_history(run, list(cues or []), mode)
+    final = history[-1]
+    extracting = final["mode"] != "separate"
+    mixture = np.nan_to_num(audio.mean(axis=0), nan=0.0, posinf=0.0, neginf=0.0)
     sources = []
-    names = _file_names(run, extracting)
-    for channel, name in names:
-        write_audio(out_dir / name, run.outputs[channel : channel + 1], rate, subtype="FLOAT")
-        sources.append(
-            {
-                "file": name,
-                "label": run.labels[channel],
-                "active_seconds": round(active_seconds(run.outputs[channel], rate), 3),
-            }
-        )
-    stats = run.engine.stats.snapshot()
+    for channel, name in _file_names(run, extracting):
+        signal = run.outputs[channel]
+        write_audio(out_dir / name, signal[None], rate, subtype="FLOAT")
+        source = {
+            "file": name,
+            "output": channel,
+            "label": run.labels[channel],
+            "active_seconds": round(active_seconds(signal, rate, mixture), 3),
+            "level_db_re_mixture": _level_re(signal, mixture),
+        }
+        if len(history) > 1 and extracting:
+            source["label_history"] = [
+                {"from_chunk": entry["chunk"], "label": entry["outputs"][channel]}
+                for entry in history
+            ]
+        sources.append(source)
+    stats = engine.stats.snapshot()
     audio_seconds = audio.shape[1] / rate
+    found = [s for s in sources if s["label"] != "residual" and s["file"] != "removed.wav"]
     report = {
         "input": str(mix_path),
         "sample_rate": rate,
+        "seconds": round(audio_seconds, 3),
         "downmixed_from_channels": audio.shape[0] if audio.shape[0] > 1 else None,
-        "mode": run.engine.mode,
-        "cues": list(cues or []),
-        "latency_samples": round(run.engine.latency.total_samples, 2),
-        "latency_ms": round(run.engine.latency.total_ms, 2),
-        "count": run.sources_tracked if not extracting else len(cues),
+        "mode": final["mode"],
+        "cues": final["cues"],
+        "cue_history": [{k: v for k, v in e.items() if k != "outputs"} for e in history],
+        "latency_samples": round(engine.latency.total_samples, 2),
+        "latency_ms": round(engine.latency.total_ms, 2),
+        # Sources found (separate: outputs that carried a tracked source; extract: cues).
+        "count": len(final["cues"]) if extracting else len(found),
+        "births": run.sources_tracked if not extracting else None,
+        "files": [s["file"] for s in sources] + ["report.json"],
         "sources": sources,
-        "rtf": round(run.engine.stats.compute_seconds_total / audio_seconds, 4),
-        "backend": run.engine.backend.name,
-        "block_samples": run.engine.config.block_samples,
+        "activity": activity_rule(),
+        "rtf": round(engine.stats.compute_seconds_total / audio_seconds, 4),
+        "backend": engine.backend.name,
+        "threads": engine.config.threads,
+        "block_samples": engine.config.block_samples,
+        "realtime": realtime,
+        "nonfinite_samples": run.nonfinite_samples + int(stats.get("nonfinite_samples", 0)),
         "deadline_misses": stats["deadline_misses"],
         "dropped_samples": stats["dropped_samples"],
+        "dropped_chunks": stats["dropped_chunks"],
         "model_trained": model.trained,
     }
     _write_json(out_dir / "report.json", report)
     return report
+
+
+def read_input(path: Path) -> tuple[np.ndarray, int]:
+    """The mixture ``[channels, frames]`` and its rate; ``ValueError`` for a file that cannot
+    be read or whose every sample is NaN or infinite (non-finite samples among finite ones are
+    replaced by 0 and counted later: :func:`rtsep.engine.file_runner.run_file`)."""
+    from ..engine.file_io import AudioFileError, read_audio
+
+    try:
+        audio, rate = read_audio(path)
+    except AudioFileError as error:
+        raise ValueError(str(error)) from None
+    if not np.isfinite(audio).any():
+        raise ValueError(f"every sample of {path} is NaN or infinite: nothing to separate")
+    return audio, rate
+
+
+def check_cues(cues) -> None:
+    """``ValueError`` for a cue given twice (compared without case, as the engine does)."""
+    seen: dict[str, str] = {}
+    for cue in cues or []:
+        key = cue.strip().casefold()
+        if key in seen:
+            twice = repr(cue) if seen[key] == cue else f"{seen[key]!r} and {cue!r}"
+            raise ValueError(f"cue {twice} given twice (cues are compared without case)")
+        seen[key] = cue
+
+
+def cue_history(run, cues: list[str], mode: str | None) -> list[dict]:
+    """The cue sets of a run in order: ``{"chunk", "mode", "cues", "outputs"}`` each, from
+    the start (chunk 0) and then every cue or mode change at the chunk it applied (the one
+    whose output is the crossfade). ``outputs``: what each channel carried from then on."""
+    engine = run.engine
+    start_mode = mode or ("extract" if cues else "separate")
+    history = [{"chunk": 0, "mode": start_mode, "cues": list(cues)}]
+    for event in run.events:
+        if event.get("event") == "cues_applied":
+            history.append(
+                {
+                    "chunk": event["chunk"],
+                    "mode": event["mode"],
+                    "cues": list(event["cues"]),
+                    "switch_ms": round(event["switch_ms"], 2),
+                }
+            )
+    for entry in history:
+        entry["outputs"] = _labels_for(
+            entry["mode"], entry["cues"], engine.channels, engine.config.residual
+        )
+    return history
+
+
+def _labels_for(mode: str, cues: list[str], channels: int, residual: bool) -> list[str]:
+    """What each output carries under one cue set (as ``Engine.output_labels``)."""
+    if mode == "separate":
+        labels = []
+    elif mode == "remove":
+        labels = ["mixture - " + " - ".join(cues)]
+    else:
+        labels = list(cues) + (["residual"] if residual else [])
+    return (labels + [""] * channels)[:channels]
+
+
+def _level_re(signal: np.ndarray, mixture: np.ndarray) -> float | None:
+    """Energy of ``signal`` relative to ``mixture``, dB (None for a silent mixture)."""
+    mix = float(np.sum(mixture.astype(np.float64) ** 2))
+    if mix == 0.0:
+        return None
+    return round(10 * np.log10(float(np.sum(signal.astype(np.float64) ** 2)) / mix + 1e-12), 1)
 
 
 def _file_names(run, extracting: bool) -> list[tuple[int, str]]:
@@ -208,41 +298,62 @@ def _describe(report: dict, out_dir: Path) -> str:
             f"  {source['file']:<14} {source['label'] or '-':<28} "
             f"active {source['active_seconds']:.2f} s"
         )
+    threads = report["threads"]
+    lines.append(f"  active: {report['activity']}")
     lines.append(
         f"  latency {report['latency_samples']:g} samples ({report['latency_ms']:.1f} ms), "
-        f"real-time factor {report['rtf']:.3f} ({report['backend']}, one thread)"
+        f"real-time factor {report['rtf']:.3f} "
+        f"({report['backend']}, {threads} thread{'' if threads == 1 else 's'})"
     )
+    if len(report["cue_history"]) > 1:
+        lines.append(f"  cue changes: {len(report['cue_history']) - 1} (report.json: cue_history)")
+    if report["deadline_misses"] or report["dropped_samples"]:
+        lines.append(
+            f"  deadline misses {report['deadline_misses']}, "
+            f"dropped {report['dropped_samples']} samples"
+        )
     return "\n".join(lines)
 
 
-def run_separate(args: argparse.Namespace) -> int:
-    from ..engine.file_io import AudioFileError
+def _warn_nonfinite(command: str, report: dict) -> None:
+    count = report["nonfinite_samples"]
+    if count:
+        print(
+            f"rtsep {command}: warning: {count} non-finite sample(s) (NaN/Inf) in "
+            f"{report['input']} replaced by 0 (report.json: nonfinite_samples)",
+            file=sys.stderr,
+        )
 
+
+@cli_command
+def run_separate(args: argparse.Namespace) -> int:
     config = effective_config(args)
     mix = Path(args.mix)
     out_dir = Path(args.out) if args.out else mix.with_name(mix.stem + "_stems")
-    model = load_configured_model(config)
-    print(untrained_warning(model), end="")
     if args.control is not None and not args.realtime:
         raise ValueError("--control needs --realtime (an unpaced file finishes before any command)")
+    check_cues(args.cues)
+    audio = read_input(mix)  # before the model loads: a bad file is a quick error
+    model = load_configured_model(config)
+    print(untrained_warning(model), end="")
     with contextlib.ExitStack() as servers:
-        try:
-            report = separate_to_folder(
-                model,
-                mix,
-                out_dir,
-                args.cues,
-                args.mode,
-                config,
-                args.realtime,
-                on_start=lambda engine: servers.enter_context(control_server(engine, args, config)),
-            )
-        except AudioFileError as error:
-            raise ValueError(str(error)) from None
+        report = separate_to_folder(
+            model,
+            mix,
+            out_dir,
+            args.cues,
+            args.mode,
+            config,
+            args.realtime,
+            on_start=lambda engine: servers.enter_context(control_server(engine, args, config)),
+            audio=audio,
+        )
+    _warn_nonfinite("separate", report)
     print(_describe(report, out_dir))
     return 0
 
 
+@cli_command
 def run_demo(args: argparse.Namespace) -> int:
     config = effective_config(args)
     model = load_configured_model(config)
