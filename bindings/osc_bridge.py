@@ -327,13 +327,20 @@ def _preset_arg(text: str) -> tuple[int, list[str]]:
     return int(number), [cue.strip() for cue in cues.split(";") if cue.strip()]
 
 
+#: The command that runs :func:`osc_main` (its usage line and messages name it).
+PROG = "rtsep bridge osc"
+
+
 def osc_main(argv: list[str]) -> int:
-    """``rtsep osc`` / ``python -m rtsep.bindings.osc_bridge``: run the bridge until Ctrl-C.
+    """``rtsep bridge osc`` / ``python -m rtsep.bindings.osc_bridge``: run the bridge until
+    Ctrl-C.
 
     Returns the exit status (0, or 1 when the bridge cannot start).
     """
+    from ..cli.control_cmd import add_security_options
+
     parser = argparse.ArgumentParser(
-        prog="rtsep osc", description="Bridge OSC (DAWs, control surfaces) to a running engine."
+        prog=PROG, description="Bridge OSC (DAWs, control surfaces) to a running engine."
     )
     parser.add_argument(
         "--listen",
@@ -361,17 +368,16 @@ def osc_main(argv: list[str]) -> int:
         metavar="N=CUE;CUE",
         help="preset for /rtsep/preset N (repeatable)",
     )
-    parser.add_argument("--keys", metavar="DIR", help="CURVE key folder of the engine")
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow listening beyond loopback (OSC is unauthenticated)",
+    add_security_options(
+        parser,
+        keys_help="CURVE key folder of the engine",
+        insecure_help="allow listening beyond loopback (OSC is unauthenticated)",
     )
     try:
         ns = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code in (0, None) else 1
-    logging.basicConfig(level=logging.INFO, format="rtsep osc: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s")
     try:
         run_osc_bridge(
             ns.listen,
@@ -382,7 +388,7 @@ def osc_main(argv: list[str]) -> int:
             keys_dir=ns.keys,
         )
     except (ValueError, OSError, ControlError) as exc:
-        print(f"rtsep osc: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     return 0
 

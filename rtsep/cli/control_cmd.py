@@ -82,12 +82,18 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
         metavar="ENDPOINT",
         help="telemetry PUB endpoint; default: [control] telemetry in the config",
     )
-    group.add_argument("--keys", metavar="DIR", help="CURVE key folder (needed beyond 127.0.0.1)")
-    group.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a non-loopback bind without CURVE (anyone can control the engine)",
+    add_security_options(
+        group,
+        keys_help="CURVE key folder (needed beyond 127.0.0.1)",
+        insecure_help="allow a non-loopback bind without CURVE (anyone can control the engine)",
     )
+
+
+def add_security_options(parser, keys_help: str, insecure_help: str) -> None:
+    """``--keys DIR`` and ``--insecure``, worded for ``parser``'s command (an
+    ``ArgumentParser`` or an argument group): the engine's control options, the OSC bridge."""
+    parser.add_argument("--keys", metavar="DIR", help=keys_help)
+    parser.add_argument("--insecure", action="store_true", help=insecure_help)
 
 
 @contextlib.contextmanager
