@@ -25,7 +25,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,9 +36,10 @@ import numpy as np
 import soundfile as sf
 import zmq
 
+from rtsep.bench.latency import example_audio
+from rtsep.bench.machine import dated_folder, free_port, machine_facts
 from rtsep.bindings import Client, ControlTimeout
 from rtsep.bindings.protocol import encode_request
-from rtsep.cli.bench_cmd import example_audio, machine_facts
 
 CUE_SETS = (("speech", "music"), ("music", "env"))  # the switches alternate between these
 LOAD_COMMANDS = (
@@ -66,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="command port (default: a free one)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto")
     parser.add_argument("--blocksize", type=int, help="host block, frames (default: config)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks") / "results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results folder (default: a new bench-control-DATE-TIME folder here; "
+        "benchmarks/results refreshes the committed results)",
+    )
     args = parser.parse_args(argv)
+    args.out = args.out or dated_folder("bench-control")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rtsep-bench-control-") as tmp:
         engine, endpoint = start_engine(Path(tmp), args)
@@ -104,13 +110,6 @@ def start_engine(folder: Path, args: argparse.Namespace) -> tuple[subprocess.Pop
         command += ["--blocksize", str(args.blocksize)]
     with open(folder / "engine.log", "w") as log:  # the child keeps its own copy open
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), endpoint
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that the OS just handed out (and released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def measure(endpoint: str, args: argparse.Namespace) -> dict:

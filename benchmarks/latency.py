@@ -1,9 +1,11 @@
 """Latency benchmark: ``python -m benchmarks.latency [options]`` from the repository root.
 
-The same benchmark as ``rtsep bench latency`` (its code lives in :mod:`rtsep.cli.bench_cmd`
-so that the installed command has it): host block × sample rate × backend, one thread,
-reported latency, per-chunk and per-hop compute, real-time factor, deadline misses. Writes
-``benchmarks/results/latency.{json,md,png}``. See ``benchmarks/README.md``.
+The same benchmark and options as ``rtsep bench latency`` (its code lives in
+:mod:`rtsep.bench.latency` so that the installed command has it): host block × sample rate ×
+backend, one thread, reported latency, per-chunk and per-hop compute, real-time factor,
+deadline misses. Writes ``latency.{json,md,png}`` into ``--out`` (default: a new dated folder
+in the current directory; ``--out benchmarks/results`` refreshes the committed results). See
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations

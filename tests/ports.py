@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import socket
+from rtsep.bench.machine import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that the OS just handed out (and released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["free_port"]

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from rtsep.bench import latency as bench_latency
 from rtsep.cli import bench_cmd
 
 ROW_KEYS = {
@@ -110,7 +111,7 @@ def test_markdown_has_every_column_and_one_row_per_configuration(tiny_run):
     text = (out / "latency.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("|")]
     headers = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert headers == [header for header, _ in bench_cmd.COLUMNS]
+    assert headers == [header for header, _ in bench_latency.COLUMNS]
     assert len(table) == 2 + len(results["rows"])
     assert all(line.count("|") == len(headers) + 1 for line in table)
     assert results["command"] in text and "load average" in text
@@ -157,3 +158,20 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, argv, message):
     with pytest.raises(ValueError, match=message):
         bench([*argv, "--out", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+def test_results_go_to_a_new_dated_folder_in_the_current_directory_by_default(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--seconds", "0.1", "--blocks", "512", "--rates", "16000", "--backends", "torch"]
+    assert bench(argv) == 0
+    assert bench(argv) == 0  # a second run never writes over the first
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert len(folders) == 2 and all(re.fullmatch(r"bench-latency-[\d-]+", f) for f in folders)
+    for folder in folders:
+        assert {p.name for p in (tmp_path / folder).iterdir()} == {
+            "latency.json",
+            "latency.md",
+            "latency.png",
+        }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..bench.machine import git_commit
 from ..cues import HELD_OUT_PHRASINGS
 from ..data import Corpus, Mixture, MixtureSimulator, split_entries, validation_sources
 from ..model import Model
@@ -356,24 +356,6 @@ def _model_facts(model: Model, checkpoint: str | None) -> dict:
         "max_sources": model.config.max_sources,
         "labels": model.labels,
     }
-
-
-def git_commit(folder: str | Path | None = None) -> str | None:
-    """The commit checked out in ``folder`` (default: this package's), or ``None``."""
-    folder = Path(folder) if folder else Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
 
 
 def _machine() -> dict:
