@@ -122,3 +122,25 @@ def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(problem, stereo_mix, t
     assert len(error) == 1 and error[0].startswith("rtsep separate: error:")
     if problem != "unwritable":
         assert not out.exists() or not any(out.iterdir())
+
+
+def test_info_prints_readable_lines_and_the_training_lineage_of_the_checkpoint(capsys):
+    from rtsep import load_model
+
+    training = load_model().metadata.get("training") or {}
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "{" not in text and "}" not in text  # lines, not a printed dict
+    if not training:
+        return
+    stages = training.get("stages") or []
+    steps = training.get("total_steps") or sum(s.get("steps") or 0 for s in stages)
+    steps = steps or training["steps"]
+    assert f"training           {steps:,} steps" in text
+    for stage in stages:
+        assert f"{stage['run']}: {stage['steps']:,} steps" in text
+
+
+def test_the_osc_bridge_help_names_the_command_that_runs_it(capsys):
+    assert main(["bridge", "osc", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: rtsep bridge osc ")
