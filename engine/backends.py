@@ -238,11 +238,24 @@ class OnnxBackend(_StatefulBackend):
         return result[0][0]
 
 
-BACKENDS = ("torch", "onnxruntime")
+def onnx_backend(model: Model, threads: int = 1) -> OnnxBackend:
+    """The ``onnxruntime`` entry point: the CUDA execution provider for a model on CUDA."""
+    providers = None
+    if model.device.type == "cuda":
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return OnnxBackend(model, threads, providers=providers)
+
+
+def backend_names() -> list[str]:
+    """Every installed backend (entry points of ``rtsep.backends``), sorted; not ``auto``."""
+    from ..plugins import BACKENDS_GROUP, registered
+
+    return list(registered(BACKENDS_GROUP))
 
 
 def resolve_backend_name(name: str) -> str:
-    """``auto`` → ``onnxruntime`` when it is installed, else ``torch``."""
+    """``auto`` → ``onnxruntime`` when it is installed, else ``torch``; any other name must be
+    a registered backend (``ValueError`` naming the installed ones)."""
     if name == "auto":
         try:
             import onnxruntime  # noqa: F401
@@ -250,17 +263,17 @@ def resolve_backend_name(name: str) -> str:
             return "onnxruntime"
         except ImportError:
             return "torch"
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: choose one of auto, {', '.join(BACKENDS)}")
+    names = backend_names()
+    if name not in names:
+        raise ValueError(f"unknown backend {name!r}: choose one of auto, {', '.join(names)}")
     return name
 
 
 def make_backend(model: Model, name: str = "auto", threads: int = 1) -> Backend:
-    """Build the backend called ``name`` (``auto``, ``torch`` or ``onnxruntime``)."""
-    name = resolve_backend_name(name)
-    if name == "torch":
-        return TorchBackend(model, threads)
-    providers = None
-    if model.device.type == "cuda":
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return OnnxBackend(model, threads, providers=providers)
+    """Build the backend called ``name``: ``auto`` or a name registered in the
+    ``rtsep.backends`` entry-point group (``torch``, ``onnxruntime``, or a plugin's), by
+    calling its factory ``(model, threads)``."""
+    from ..plugins import BACKENDS_GROUP, load
+
+    factory = load(BACKENDS_GROUP, resolve_backend_name(name))
+    return factory(model, threads)

@@ -39,11 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="bridge a DAW or controller protocol to the control channel",
     )
     kinds = bridge.add_subparsers(dest="bridge_kind", metavar="KIND", required=True)
-    osc = kinds.add_parser(
-        "osc", help="OSC bridge (rtsep bridge osc --help)", add_help=False, prefix_chars="\0"
-    )
-    osc.add_argument("argv", nargs=argparse.REMAINDER)
-    osc.set_defaults(run=lambda args: _osc(args.argv))
+    _register_bridges(kinds)
 
 
 def _ctl(argv: list[str]) -> int:
@@ -52,10 +48,16 @@ def _ctl(argv: list[str]) -> int:
     return ctl_main(argv)
 
 
-def _osc(argv: list[str]) -> int:
-    from ..bindings.osc_bridge import osc_main
+def _register_bridges(kinds: argparse._SubParsersAction) -> None:
+    """Every bridge of the ``rtsep.bridges`` entry points adds its ``rtsep bridge`` KIND; one
+    that fails to load is reported and left out, so it cannot break the other commands."""
+    from ..plugins import BRIDGES_GROUP, PluginError, load, registered
 
-    return osc_main(argv)
+    for name in registered(BRIDGES_GROUP):
+        try:
+            load(BRIDGES_GROUP, name)(kinds)
+        except PluginError as error:
+            print(f"rtsep: bridge left out: {error}", file=sys.stderr)
 
 
 def _generate_keys(args: argparse.Namespace) -> int:
