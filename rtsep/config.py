@@ -99,6 +99,21 @@ def _one_of(*choices: str):
     return (lambda value: value in choices), "one of " + ", ".join(f'"{c}"' for c in choices)
 
 
+def _backend():
+    """``auto`` or a name of the ``rtsep.backends`` entry points (read when checked)."""
+
+    def installed() -> list[str]:
+        from .plugins import BACKENDS_GROUP, registered
+
+        return ["auto", *registered(BACKENDS_GROUP)]
+
+    class Takes:
+        def __str__(self) -> str:
+            return "one of " + ", ".join(f'"{name}"' for name in installed())
+
+    return (lambda value: isinstance(value, str) and value in installed()), Takes()
+
+
 def _device(value) -> bool:
     if not isinstance(value, str):
         return False
@@ -117,7 +132,7 @@ def _device_name(value) -> bool:
 RULES = {
     ("model", "path"): (_text, 'a path to a .pt checkpoint, or "" for the shipped weights'),
     ("model", "device"): (_device, '"cpu", "cuda" or "cuda:N"'),
-    ("engine", "backend"): _one_of("auto", "torch", "onnxruntime"),
+    ("engine", "backend"): _backend(),
     ("engine", "threads"): _whole(1, 256),
     ("engine", "chunk_hops"): _whole(1, 64),
     ("engine", "blocksize"): _whole(32, 4096),

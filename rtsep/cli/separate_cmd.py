@@ -23,6 +23,8 @@ from .common import (
 from .control_cmd import add_control_options, control_server
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example_mix.flac"
+#: ``--backend``: checked with the configuration (rtsep.config), against the entry points.
+BACKEND_HELP = "auto, torch, onnxruntime or a plugin's backend (rtsep info lists them)"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", default="rtsep-demo", help="output folder (default: rtsep-demo)"
     )
     add_model_options(demo)
-    demo.add_argument("--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime"))
+    demo.add_argument("--backend", dest="engine_backend", metavar="NAME", help=BACKEND_HELP)
     demo.set_defaults(run=run_demo)
 
 
@@ -71,9 +73,7 @@ def add_cue_options(parser: argparse.ArgumentParser) -> None:
         choices=("separate", "extract", "remove"),
         help="default: extract with cues, separate without",
     )
-    parser.add_argument(
-        "--backend", dest="engine_backend", choices=("auto", "torch", "onnxruntime")
-    )
+    parser.add_argument("--backend", dest="engine_backend", metavar="NAME", help=BACKEND_HELP)
     parser.add_argument("--threads", dest="engine_threads", type=int, help="backend CPU threads")
 
 
