@@ -10,6 +10,7 @@ import nothing heavy: the bridge module is imported when the sub-command runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,9 +34,18 @@ def register_midi(kinds: argparse._SubParsersAction) -> None:
 
 
 def _run_osc(args: argparse.Namespace) -> int:
+    """The OSC bridge, with ``[presets]`` of the configuration before its own ``--preset``
+    options (so that those override a configured number)."""
+    from ..config import load_config
     from .osc_bridge import osc_main
 
-    return osc_main(args.argv)
+    try:
+        presets = presets_from_config(load_config(getattr(args, "config", None)))
+    except (OSError, ValueError) as error:
+        print(f"rtsep bridge osc: {error}", file=sys.stderr)
+        return 1
+    configured = [f"--preset={number}={';'.join(cues)}" for number, cues in presets.items()]
+    return osc_main(configured + args.argv)
 
 
 def _run_midi(args: argparse.Namespace) -> int:
@@ -56,7 +66,8 @@ def presets_from_config(config: Mapping[str, Any]) -> dict[int, list[str]]:
             raise ValueError(f"presets.{key}: preset numbers are whole numbers 0..16383")
         if not isinstance(cues, Sequence) or isinstance(cues, str):
             raise ValueError(f'presets.{key}: use a list of cues, e.g. ["speech"]')
-        if not all(isinstance(cue, str) for cue in cues):
-            raise ValueError(f"presets.{key}: every cue is a string")
+        if not all(isinstance(cue, str) and ";" not in cue for cue in cues):
+            # ";" separates cues in the OSC bridge's --preset and in marker names.
+            raise ValueError(f'presets.{key}: every cue is a string without ";"')
         presets[int(key)] = list(cues)
     return presets

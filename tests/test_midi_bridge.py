@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,11 +27,11 @@ from ports import free_port
 from rtsep.bindings import Client
 from rtsep.bindings.bridges import presets_from_config
 from rtsep.bindings.midi_bridge import MidiBridge, MidiMap, classify, midi_main
+from rtsep.bindings.osc_bridge import parse_host_port
 from rtsep.config import load_config
 from rtsep.engine.control import ControlServer
 from rtsep.engine.controllable import CueState
 
-pytestmark = pytest.mark.jack
 LABELS = ("speech", "music", "env")
 PRESETS = {0: [], 1: ["speech"], 2: ["music", "rain on a roof"]}
 N_OUTPUTS = 4
@@ -122,6 +123,7 @@ def cue_texts(state: CueState) -> list[str]:
     return [cue.text for cue in state.snapshot().cues]
 
 
+@pytest.mark.jack
 def test_cc7_on_channel_k_sets_the_gain_of_output_k_minus_1(rig):
     state, sender = rig.state, rig.sender
     sender.send([0xB0, 7, 127], [0xB1, 7, 0], [0xB2, 7, 64], [0xB3, 7, 1])
@@ -135,6 +137,7 @@ def test_cc7_on_channel_k_sets_the_gain_of_output_k_minus_1(rig):
     assert rig.bridge.counters["handled"] == 4
 
 
+@pytest.mark.jack
 def test_note_on_toggles_mute_and_solo_of_output_k(rig):
     state, sender, bridge = rig.state, rig.sender, rig.bridge
     sender.send([0x90, 36, 100])  # note 36: mute output 0
@@ -151,6 +154,7 @@ def test_note_on_toggles_mute_and_solo_of_output_k(rig):
     assert bridge.counters["handled"] == 6 and bridge.counters["unknown"] == 0
 
 
+@pytest.mark.jack
 def test_program_change_selects_the_preset_cues(rig):
     state, sender = rig.state, rig.sender
     sender.send([0xC0, 2])
@@ -162,6 +166,7 @@ def test_program_change_selects_the_preset_cues(rig):
     wait_for(lambda: state.snapshot().mode == "separate" and state.snapshot().cues == ())
 
 
+@pytest.mark.jack
 def test_garbage_and_unknown_messages_change_nothing_and_are_counted(rig):
     state, sender, bridge = rig.state, rig.sender, rig.bridge
     before = state.snapshot()
@@ -201,6 +206,7 @@ def test_garbage_and_unknown_messages_change_nothing_and_are_counted(rig):
     wait_for(lambda: state.snapshot().gains_db[0] == 6.0)
 
 
+@pytest.mark.jack
 def test_gains_mutes_and_levels_come_back_on_the_feedback_output(rig):
     state, sender, control = rig.state, rig.sender, rig.control
     with Client(control.endpoint) as client:
@@ -257,6 +263,37 @@ def test_the_map_and_presets_come_from_the_config_and_a_user_file(tmp_path):
         assert midi_main(["--list-ports"], config_file=str(user)) == 1
 
 
+def test_the_osc_bridge_selects_the_same_config_presets(tmp_path):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    state = CueState(LABELS, N_OUTPUTS, encode_words)
+    control = ControlServer(state, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*").start()
+    user = tmp_path / "studio.toml"
+    user.write_text('[presets]\n7 = ["music", "birds singing"]\n')
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    argv = ["--config", str(user), "bridge", "osc", "--listen", listen]
+    bridge = subprocess.Popen(
+        _rtsep(*argv, "--control", control.endpoint, "--preset", "1=env"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        sender = SimpleUDPClient(*parse_host_port(listen))
+
+        def selects(number: int, cues: list[str]) -> bool:
+            sender.send_message("/rtsep/preset", number)  # again until the bridge listens
+            time.sleep(0.05)
+            return cue_texts(state) == cues
+
+        wait_for(lambda: selects(7, ["music", "birds singing"]), 20.0)  # the user file's
+        wait_for(lambda: selects(2, ["music"]))  # config.toml's
+        wait_for(lambda: selects(1, ["env"]))  # --preset overrides the configured 1
+    finally:
+        _stop(bridge)
+        control.stop()
+
+
 def test_without_jack_the_bridge_says_what_to_do(capsys, monkeypatch):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"rtsep-no-such-server-{os.getpid()}")
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
@@ -287,6 +324,7 @@ def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
     return process.returncode
 
 
+@pytest.mark.jack
 @pytest.mark.slow
 def test_rtsep_bridge_midi_drives_a_running_engine(jack_server, tmp_path):
     server = jack_server(16000, 256)
