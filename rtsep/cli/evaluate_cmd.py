@@ -7,12 +7,20 @@ import os
 import sys
 from pathlib import Path
 
-from .common import add_model_options, effective_config, load_configured_model, untrained_warning
+from .common import (
+    add_model_options,
+    cli_command,
+    effective_config,
+    load_configured_model,
+    untrained_warning,
+)
 
 #: Environment variable naming the corpus folder when ``--corpus`` is not given.
 CORPUS_ENV = "RTSEP_CORPUS"
 #: Corpus folder used when neither ``--corpus`` nor ``$RTSEP_CORPUS`` is given.
 DEFAULT_CORPUS = Path("..") / "shared" / "corpus"
+#: Prefix of the default results folder (``evaluate-YYYY-MM-DD-HHMM`` in the cwd).
+OUT_PREFIX = "evaluate"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,11 +63,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--out",
         metavar="JSON",
-        help="results file (default benchmarks/results/quality.json); the Markdown table is "
-        "written beside it with the suffix .md",
+        help=f"results file (default: quality.json in a new {OUT_PREFIX}-DATE-TIME folder "
+        "here; benchmarks/results/quality.json refreshes the committed results); the "
+        "Markdown table is written beside it with the suffix .md",
     )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    evaluate.set_defaults(run=run_evaluate)
+    evaluate.set_defaults(run=cli_command(run_evaluate))
 
 
 def corpus_folder(given: str | None) -> Path:
@@ -75,7 +84,8 @@ def corpus_folder(given: str | None) -> Path:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     corpus = corpus_folder(args.corpus)
-    from ..evaluate import DEFAULT_RESULTS, evaluate_quality, render_markdown, write_results
+    from ..bench.machine import dated_folder
+    from ..evaluate import evaluate_quality, render_markdown, write_results
 
     config = effective_config(args)
     model = load_configured_model(config)
@@ -91,7 +101,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         **{name: value for name, value in given.items() if value is not None},
     )
-    json_path, markdown_path = write_results(results, args.out or DEFAULT_RESULTS)
+    out = args.out or dated_folder(OUT_PREFIX) / "quality.json"
+    json_path, markdown_path = write_results(results, out)
     print(render_markdown(results), end="")
     print(f"wrote {json_path} and {markdown_path} ({results['wall_time_s']:g} s)")
     return 0

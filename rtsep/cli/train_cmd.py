@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_debug_option, cli_command
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
@@ -34,7 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="stop after this wall time, validated and checkpointed (resume later)",
     )
-    train.set_defaults(run=run_train)
+    add_debug_option(train)
+    train.set_defaults(run=cli_command(run_train))
 
 
 def run_train(args: argparse.Namespace) -> int:
