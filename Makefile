@@ -15,9 +15,10 @@ test: install
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(VENV)/bin/rtsep bench latency
 
 clean:
-	rm -rf out build *.egg-info .pytest_cache .ruff_cache
+	rm -rf out build *.egg-info .pytest_cache .ruff_cache rtsep-demo

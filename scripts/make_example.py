@@ -16,8 +16,9 @@ import soundfile as sf
 
 RATE_HZ = 16000
 SECONDS = 8.0
+SPEECH = "audio/asterisk_en_allison/speech/sounds_en_US_f_Allison__queue-periodic-announce.flac"
 PARTS = [  # corpus path, start (s), level (dB RMS re the speech)
-    ("audio/asterisk_en_allison/speech/sounds_en_US_f_Allison__queue-periodic-announce.flac", 0.2, 0.0),
+    (SPEECH, 0.2, 0.0),
     ("audio/sonicpi_samples/music/sonic-pi_samples__loop_garzul.flac", 0.0, -4.0),
     ("audio/sonicpi_ambient/env/sonic-pi_samples__misc_crow.flac", 1.5, -2.0),
     ("audio/sonicpi_ambient/env/sonic-pi_samples__misc_crow.flac", 5.0, -2.0),
@@ -38,8 +39,16 @@ def main(corpus: Path) -> None:
         gain = 10 ** (level_db / 20) / np.sqrt(np.mean(active**2))
         mix[start : start + audio.size] += gain * audio
         row = manifest[path]
-        parts.append({"file": path, "class": row["class"], "start_s": start_s, "level_db": level_db,
-                      "licence": row["licence"], "origin": row["orig_file"]})
+        parts.append(
+            {
+                "file": path,
+                "class": row["class"],
+                "start_s": start_s,
+                "level_db": level_db,
+                "licence": row["licence"],
+                "origin": row["orig_file"],
+            }
+        )
     mix *= 0.5 / np.abs(mix).max()
     out = Path(__file__).resolve().parent.parent / "rtsep" / "examples"
     sf.write(out / "example_mix.flac", mix.astype(np.float32), RATE_HZ, subtype="PCM_16")
