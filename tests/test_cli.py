@@ -85,6 +85,10 @@ def test_separate_with_cues_writes_one_file_per_cue_a_residual_and_a_report(
     assert [s["label"] for s in report["sources"]][:2] == ["speech", "a dog barking"]
     assert report["latency_samples"] > 0 and report["rtf"] > 0 and report["backend"]
     assert report["count"] == 2
+    assert report["files"] == ["cue_1.wav", "cue_2.wav", "residual.wav", "report.json"]
+    assert report["cue_history"] == [{"chunk": 0, "mode": "extract", "cues": report["cues"]}]
+    assert report["nonfinite_samples"] == 0 and report["threads"] == 1
+    assert "dBFS" in report["activity"] and "mixture" in report["activity"]
 
 
 def test_separate_without_cues_writes_source_files_named_in_the_report(stereo_mix, tmp_path):
@@ -94,6 +98,8 @@ def test_separate_without_cues_writes_source_files_named_in_the_report(stereo_mi
     files = sorted(p.name for p in out.iterdir() if p.suffix == ".wav")
     assert files == sorted(s["file"] for s in report["sources"])
     assert all(name.startswith("source_") for name in files)
+    assert report["count"] == len(files)  # sources found == source files written
+    assert sorted(report["files"]) == sorted([*files, "report.json"])
 
 
 @pytest.mark.parametrize(
