@@ -145,6 +145,7 @@ RULES = {
     ("tracker", "death_decodes"): _whole(1),
     ("io", "input"): (_device_name, "a device index or a name substring"),
     ("io", "output"): (_device_name, "a device index or a name substring"),
+    ("io", "audio"): _one_of("rtmixer", "sounddevice"),
     ("control", "endpoint"): (_text, 'a ZeroMQ endpoint such as "tcp://127.0.0.1:5570"'),
     ("control", "telemetry"): (_text, 'a ZeroMQ endpoint such as "tcp://127.0.0.1:5571"'),
     ("control", "max_message_bytes"): _whole(64),
