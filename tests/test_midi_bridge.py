@@ -334,10 +334,12 @@ def test_rtsep_bridge_midi_drives_a_running_engine(jack_server, tmp_path):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     telemetry = f"tcp://127.0.0.1:{free_port()}"
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    # Logs go to files: a pipe nobody reads fills up with the progress bar and stalls the engine.
+    engine_log, bridge_log = tmp_path / "engine.log", tmp_path / "bridge.log"
     engine = subprocess.Popen(
         _rtsep("separate", str(tmp_path / "mix.wav"), "--out", str(tmp_path / "stems"),
                "--realtime", "--control", endpoint, "--telemetry", telemetry),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, stdout=engine_log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     port = f"rtsep-midi-e2e-{os.getpid()}"
     bridge = None
@@ -347,7 +349,7 @@ def test_rtsep_bridge_midi_drives_a_running_engine(jack_server, tmp_path):
             outputs = len(client.status()["outputs"])  # waits for model and encoder to load
             bridge = subprocess.Popen(
                 _rtsep("bridge", "midi", "--control", endpoint, "--port", port, "--feedback"),
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env, stdout=bridge_log.open("w"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             probe = server.client("rtsep-probe-ports")
             try:
@@ -373,8 +375,13 @@ def test_rtsep_bridge_midi_drives_a_running_engine(jack_server, tmp_path):
             wait_for(lambda: sender.last(0xB1, 7) == 127, 10.0)  # feedback from the engine
             assert bridge.poll() is None  # the garbage did not end it
         assert _stop(bridge) == 0
-        log = bridge.stdout.read()
+        log = bridge_log.read_text()
         assert "malformed 2" in log and "handled 4" in log, log
+    except BaseException:
+        for name, path in (("engine", engine_log), ("bridge", bridge_log)):
+            if path.exists():
+                print(f"---- {name} output ----\n{path.read_text(errors='replace')[-3000:]}")
+        raise
     finally:
         if sender is not None:
             sender.close()
