@@ -152,3 +152,36 @@ def test_outputs_get_the_permissions_of_the_users_umask(tmp_path):
         assert result.returncode == 0, result.stderr
         for path in folder.iterdir():
             assert path.stat().st_mode & 0o777 == mode, (path.name, oct(path.stat().st_mode))
+
+
+# The other commands: (argv, words of the one error line); {tmp} is the test's folder.
+OTHER_CASES = {
+    "evaluate --threads 0": (["evaluate", "--threads", "0"], "--threads 0"),
+    "evaluate --seconds -1": (["evaluate", "--seconds", "-1"], "positive duration"),
+    "evaluate without a corpus": (["evaluate", "--corpus", "{tmp}/none"], "corpus folder"),
+    "bench --threads -3": (
+        ["bench", "latency", "--threads", "-3", "--out", "{tmp}/out"],
+        "--threads -3",
+    ),
+    "bench --blocks 16": (["bench", "latency", "--blocks", "16", "--out", "{tmp}/out"], "32..4096"),
+    "train without a corpus": (
+        ["train", "--corpus", "{tmp}/none", "--run-dir", "{tmp}/out"],
+        "no corpus manifest",
+    ),
+    "info --device cuda:7": (["info", "--device", "cuda:7"], 'model.device = "cuda:7"'),
+    "info with a missing model": (["info", "--model", "{tmp}/none.pt"], "not found"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(OTHER_CASES))
+def test_other_commands_refuse_bad_options_in_one_line_and_leave_nothing(case, tmp_path):
+    argv, words = OTHER_CASES[case]
+    if "cuda" in case and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that CUDA device")
+    result = rtsep(*(word.format(tmp=tmp_path) for word in argv))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"rtsep {argv[0]}: error:") and words in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

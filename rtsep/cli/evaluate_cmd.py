@@ -82,7 +82,17 @@ def corpus_folder(given: str | None) -> Path:
     return folder
 
 
+def check_counts(args: argparse.Namespace) -> None:
+    """``ValueError`` naming the flag for a count or duration that cannot be run."""
+    for flag, value in (("--threads", args.threads), ("--mixtures", args.mixtures)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} {value}: give a whole number, 1 or more")
+    if args.seconds is not None and not args.seconds > 0:
+        raise ValueError(f"--seconds {args.seconds:g}: give a positive duration, e.g. 3")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    check_counts(args)
     corpus = corpus_folder(args.corpus)
     from ..bench.machine import dated_folder
     from ..evaluate import evaluate_quality, render_markdown, write_results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import add_debug_option, cli_command
 
@@ -56,6 +57,9 @@ def run_train(args: argparse.Namespace) -> int:
         loader_workers=args.loader_workers,
         time_limit_s=args.time_limit,
     )
+    manifest = Path(settings.corpus) / "manifest.csv"
+    if not manifest.is_file():  # before the run folder is made: no half-started run
+        raise FileNotFoundError(f"no corpus manifest at {manifest} (give --corpus DIR)")
     Trainer(settings).run()
     print(f"done: best checkpoint in {settings.run_dir}/best.pt")
     return 0
