@@ -9,23 +9,28 @@ stream, so audio written before ``start()`` plays from the first callback.
 
 Backends:
 
-- ``"sounddevice"`` (default): a PortAudio callback ``Stream``; the Python callback only copies
-  (no array allocation, no locks, no logging) and then calls ``on_block(input)`` if given.
+- ``"rtmixer"`` (what ``rtsep live`` uses by default): rtmixer's C callback moves audio between
+  PortAudio and rtmixer's own ring buffers, so no Python runs per audio callback and the audio
+  thread never needs the GIL. Limits found here: it cannot call Python, so there is no
+  ``on_block`` (poll ``input_ring.available()``); rtmixer *ends* a ring-buffer action when its
+  ring runs empty (output) or full (input), so the stream re-arms it on the engine's next
+  ``write``/``read`` (the gap plays silence / loses input), counts one underrun/overrun per such
+  episode rather than per callback, and measures the gap in device frames from the actions'
+  stream times (``gap_frames``), so that the engine can drop as much stale audio and keep its
+  latency. rtmixer's action queues are single-producer/single-consumer: every engine-side call
+  (ring reads and writes, ``poll_stats``) must come from one thread.
+- ``"sounddevice"`` (the fallback): a PortAudio callback ``Stream``; the Python callback only
+  copies (no array allocation, no locks, no logging) and then calls ``on_block(input)`` if given.
   With a ``process(input, output)`` hook instead, the callback bypasses the rings (they stay
-  empty) and hands the device's own buffers to the hook, which must fill ``output``: this is
-  how the live engine runs (``rtsep.engine.live``), adding no buffering of its own.
-- ``"rtmixer"``: rtmixer's C callback moves audio between PortAudio and rtmixer's own ring
-  buffers, so the audio thread never needs the GIL. Limits found here: it cannot call Python, so
-  there is no ``on_block`` (poll ``input_ring.available()``); rtmixer *ends* a ring-buffer action
-  when its ring runs empty (output) or full (input), so the stream re-arms it on the engine's next
-  ``write``/``read`` (the gap plays silence / loses input) and counts one underrun/overrun per
-  such episode rather than per callback.
+  empty) and hands the device's own buffers to the hook, which must fill ``output``: the live
+  engine's fallback path (``rtsep.engine.live``), adding no buffering of its own.
 
 PortAudio's blocking ``Stream.read`` is never used: on JACK it corrupts the heap and aborts.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import threading
 from abc import ABC, abstractmethod
@@ -45,6 +50,15 @@ Process = Callable[[np.ndarray, np.ndarray], None]
 class AudioDeviceError(LookupError, ValueError):
     """No device matches a request, or the device cannot open it; the message names the
     device and lists the ones that would do."""
+
+
+class AudioDeviceLost(RuntimeError):
+    """A running stream's device went away (unplugged, its JACK server stopped or killed)."""
+
+
+#: Longest ``DuplexStream.stop``/``close`` wait for PortAudio before giving the device up
+#: (seconds). With its JACK server gone, PortAudio's stop, close and terminate never return.
+STOP_TIMEOUT_S = 1.0
 
 
 @dataclasses.dataclass
@@ -102,10 +116,16 @@ class DuplexStream(ABC):
 
     def __init__(self, stream: sd._StreamBase) -> None:
         self._stream = stream
+        self._started = False  # start() called and stop() not yet
+        self._abandoned = False
+        self.input_device, self.output_device = stream.device
+        self.description = (
+            f"input {describe_device(self.input_device)}, "
+            f"output {describe_device(self.output_device)}"
+        )
         self.samplerate_hz = int(stream.samplerate)
         self.blocksize_frames: int = stream.blocksize  # 0: the host's choice, may vary
         self.input_channels, self.output_channels = stream.channels
-        self.input_device, self.output_device = stream.device
 
     @property
     def latency_frames(self) -> int:
@@ -129,14 +149,56 @@ class DuplexStream(ABC):
     def start(self) -> None:
         """Start the audio callbacks."""
         self._stream.start()
+        self._started = True
+
+    def lost(self) -> bool:
+        """True when the stream stopped by itself after ``start()``: PortAudio saw the device
+        go away (on JACK within ~0.1 s of the server's end)."""
+        return self._abandoned or (self._started and not self._stream.active)
+
+    def abandon(self) -> None:
+        """Give the device up without asking PortAudio: later ``stop``/``close`` do nothing
+        and PortAudio is not terminated at exit (both would hang on a vanished JACK server).
+        The process should exit soon after."""
+        if not self._abandoned:
+            self._abandoned = True
+            atexit.unregister(sd._exit_handler)
 
     def stop(self) -> None:
-        """Stop the audio callbacks once the device has played the blocks it holds."""
-        self._stream.stop()
+        """Stop the audio callbacks once the device has played the blocks it holds. Raises
+        :class:`AudioDeviceLost` (and abandons the device) when PortAudio does not return
+        within ``STOP_TIMEOUT_S``."""
+        self._started = False
+        self._call_within(self._stream.stop, "stop")
 
     def close(self) -> None:
-        """Stop and release the device."""
-        self._stream.close()
+        """Stop and release the device (see ``stop``)."""
+        self._started = False
+        self._call_within(self._stream.close, "close")
+
+    def _call_within(self, call: Callable[[], None], what: str) -> None:
+        if self._abandoned:
+            return
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call()
+            except BaseException as error:  # handed to the caller's thread below
+                errors.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"rtsep-audio-{what}", daemon=True).start()
+        if not done.wait(STOP_TIMEOUT_S):
+            self.abandon()
+            raise AudioDeviceLost(
+                f"the audio device did not {what} within {STOP_TIMEOUT_S:g} s "
+                f"({self.description}): it went away"
+            )
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> DuplexStream:
         return self
@@ -203,7 +265,10 @@ class SounddeviceDuplex(DuplexStream):
 
 
 class RtmixerDuplex(DuplexStream):
-    """Duplex stream over ``rtmixer.MixerAndRecorder`` ring-buffer actions (see module doc)."""
+    """Duplex stream over ``rtmixer.MixerAndRecorder`` ring-buffer actions (see module doc).
+
+    Engine side, one thread: ``input_ring.read``, ``output_ring.write`` and ``poll_stats``.
+    """
 
     def __init__(
         self,
@@ -225,8 +290,8 @@ class RtmixerDuplex(DuplexStream):
         )
         super().__init__(mixer)
         self._mixer = mixer
-        self._lock = threading.Lock()  # the engine's reader and writer share rtmixer's queues
         self._counters = IOCounters()
+        self._stats_action = None  # a fetch_and_reset_stats action not collected yet
         frames = 1 << (ring_frames - 1).bit_length()  # pa_ringbuffer needs a power of 2
         # Queued before start(), both actions begin in the first callback, so the rings'
         # frame 0 is the stream's first block in both directions.
@@ -237,17 +302,27 @@ class RtmixerDuplex(DuplexStream):
             self, rtmixer.RingBuffer(4 * channels[1], frames), mixer.play_ringbuffer
         )
 
+    def poll_stats(self) -> None:
+        """Engine-side thread, now and then: collect the statistics rtmixer's callback handed
+        over since the last call, and ask for the next (never waits)."""
+        action = self._stats_action
+        if action is not None:
+            if action in self._mixer.actions:
+                return
+            _add_stats(self._counters, action.stats)
+        self._stats_action = self._mixer.fetch_and_reset_stats() if self._mixer.active else None
+
     def counters(self) -> IOCounters:
-        """A snapshot; while active this waits one callback for rtmixer's statistics."""
-        with self._lock:
-            if self._mixer.active:
-                action = self._mixer.fetch_and_reset_stats()
-                self._mixer.wait(action, sleeptime=1)
-                _add_stats(self._counters, action.stats)
-                return dataclasses.replace(self._counters)
-            snapshot = dataclasses.replace(self._counters)
+        """A snapshot (any thread, never waits). While the stream runs it is as recent as the
+        last ``poll_stats``; once stopped it is complete."""
+        snapshot = dataclasses.replace(self._counters)
+        snapshot.input_overruns += self.input_ring.episodes
+        snapshot.output_underruns += self.output_ring.episodes
+        if not self._mixer.active:
+            if self._stats_action is not None:  # handed over (or zeros) but not collected
+                _add_stats(snapshot, self._stats_action.stats)
             _add_stats(snapshot, self._mixer.stats)
-            return snapshot
+        return snapshot
 
 
 class _RtmixerRing:
@@ -255,7 +330,12 @@ class _RtmixerRing:
 
     ``start_action(ring)`` enqueues the rtmixer action that serves the ring; rtmixer removes
     that action when the ring runs empty (play) or full (record), and the engine-side method
-    that next touches the ring re-arms it.
+    that next touches the ring re-arms it (``episodes`` counts those).
+
+    ``gap_frames``: device frames, since the stream began, during which no action served the
+    ring (silence played, or input lost), from the actions' stream times (``actual_time``: when
+    each began) and frame counts: an action begins at stream frame ``frames moved before it +
+    gap_frames``. It is known once the re-armed action has run (the next call after that).
     """
 
     def __init__(
@@ -266,14 +346,35 @@ class _RtmixerRing:
         self._start_action = start_action
         self._scratch = np.zeros((len(ring), ring.elementsize // 4), dtype=np.float32)
         self._action = start_action(ring)
+        self._origin_s: float | None = None  # stream time of the first action's first frame
+        self._moved_before = 0  # frames moved by the actions that ended
+        self._restarted = False  # a re-armed action whose start is not measured yet
+        self.episodes = 0
+        self.gap_frames = 0
 
     def _rearm_if_ended(self) -> bool:
         """Re-arm if rtmixer ended the action; returns True when it had ended."""
-        with self._owner._lock:
-            if self._action in self._owner._mixer.actions:
-                return False
-            self._action = self._start_action(self._ring)
-            return True
+        action = self._action
+        if action in self._owner._mixer.actions:
+            if self._restarted and action.actual_time >= 0.0:
+                start_s = action.actual_time - self._origin_s
+                block = self._owner.blocksize_frames
+                # Actions begin at a callback's first frame: with fixed blocks, a whole
+                # number of them (the stream times jitter by about a sample on JACK).
+                if block:
+                    start = block * round(start_s * self._owner.samplerate_hz / block)
+                else:
+                    start = round(start_s * self._owner.samplerate_hz)
+                self.gap_frames = max(self.gap_frames, start - self._moved_before)
+                self._restarted = False
+            return False
+        if self._origin_s is None:
+            self._origin_s = action.actual_time
+        self._moved_before += action.done_frames
+        self._action = self._start_action(self._ring)
+        self._restarted = True
+        self.episodes += 1
+        return True
 
 
 class _RtmixerInputRing(_RtmixerRing):
@@ -283,8 +384,7 @@ class _RtmixerInputRing(_RtmixerRing):
     def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
         limit = self._scratch.shape[0] if out is None else out.shape[1]
         frames = self._ring.readinto(self._scratch[: min(frames, limit)])
-        if self._rearm_if_ended():
-            self._owner._counters.input_overruns += 1
+        self._rearm_if_ended()
         if out is None:
             return self._scratch[:frames].T
         out[:, :frames] = self._scratch[:frames].T
@@ -304,8 +404,7 @@ class _RtmixerOutputRing(_RtmixerRing):
         frames = min(block.shape[1], self._ring.write_available)
         self._scratch[:frames] = block[:, :frames].T
         written = self._ring.write(self._scratch[:frames])
-        if self._rearm_if_ended():
-            self._owner._counters.output_underruns += 1
+        self._rearm_if_ended()
         return written
 
 

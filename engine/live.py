@@ -1,9 +1,20 @@
 """Live mode: the engine between a microphone and a sound card, in real time.
 
-:class:`LiveSession` opens a duplex device stream whose callback only copies: it hands the
-captured block to :meth:`Engine.push_input` and fills the device's output buffer with
-:meth:`Engine.pull_output` (no allocation, no locks, no logging), while the engine's worker
-thread runs the model. The session adds no buffering of its own, so the end-to-end delay is::
+:class:`LiveSession` opens a duplex device stream whose audio thread only copies, while the
+engine's worker thread runs the model. Two audio backends:
+
+* ``"rtmixer"`` (default): rtmixer's C callback copies between the device and two lock-free
+  ring buffers; no Python runs per callback, so the GIL (the model, the control server, the
+  garbage collector) cannot make the audio thread late. The worker polls every
+  ``PUMP_POLL_S`` (1 ms): device input ring → :meth:`Engine.push_input`, model, then
+  :meth:`Engine.pull_output` → device output ring, which holds the engine's output delay line.
+  If that ring runs dry (a deadline miss), rtmixer plays silence and the engine drops as much
+  stale audio later (:meth:`Engine.note_output_gap`), so latency stays nominal.
+* ``"sounddevice"`` (fallback): a Python callback hands the captured block to
+  :meth:`Engine.push_input` and fills the device's output buffer with
+  :meth:`Engine.pull_output` (no allocation, no locks, no logging).
+
+Either way the session adds no buffering of its own, so the end-to-end delay is::
 
     latency = engine.latency.total_samples   (output delay line + resamplers)
             + device round trip              (PortAudio's input + output latency)
@@ -19,13 +30,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from .audio_io import DuplexStream, IOCounters, describe_device, open_duplex
+from .audio_io import (
+    AudioDeviceLost,
+    DuplexStream,
+    IOCounters,
+    RtmixerDuplex,
+    describe_device,
+    open_duplex,
+)
 from .latency import Latency
-from .runtime import Engine
+from .runtime import PUMP_POLL_S, Engine
+
+#: Live audio backends, the default first.
+AUDIO_BACKENDS = ("rtmixer", "sounddevice")
+#: How often the rtmixer pump collects the stream's PortAudio statistics (seconds).
+STATS_PERIOD_S = 0.25
+#: A running device that delivers no input for this long is taken as gone (seconds).
+SILENT_DEVICE_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +120,8 @@ class LiveSession:
         monitor: engine outputs to mix to a stereo pair (see :func:`monitor_matrix`); None
             opens one device output per engine output.
         device_latency: PortAudio's suggested latency, seconds or "low"/"high".
+        audio_backend: ``"rtmixer"`` (default: C callback, no Python per callback) or
+            ``"sounddevice"`` (a Python callback; the fallback).
 
     Raises :class:`~rtsep.engine.audio_io.AudioDeviceError` (naming the device and listing
     the others) when a device is missing, has too few channels or refuses the settings.
@@ -107,27 +135,50 @@ class LiveSession:
         output_device: int | str | None = None,
         monitor: Sequence[int] | None = None,
         device_latency: float | str = "low",
+        audio_backend: str = "rtmixer",
     ) -> None:
+        if audio_backend not in AUDIO_BACKENDS:
+            raise ValueError(
+                f"unknown audio backend {audio_backend!r}: use {' or '.join(AUDIO_BACKENDS)}"
+            )
         config = engine.config
         self.engine = engine
+        self.audio_backend = audio_backend
         self.monitor = tuple(monitor) if monitor else None
         self._mix = monitor_matrix(self.monitor, engine.channels) if self.monitor else None
         # The engine's outputs before the monitor mix, [channels, block] (monitor only).
         self._mixed = np.zeros(
             (engine.channels, config.block_samples) if self.monitor else (0, 0), np.float32
         )
-        self.stream: DuplexStream = open_duplex(
-            input_device,
-            output_device,
-            samplerate_hz=config.device_rate_hz,
-            blocksize_frames=config.block_samples,
-            channels=(config.input_channels, 2 if self.monitor else engine.channels),
-            process=self._process if self._mix is None else self._process_monitor,
-            device_latency=device_latency,
-        )
+        channels = (config.input_channels, 2 if self.monitor else engine.channels)
+        if audio_backend == "rtmixer":
+            self.stream: DuplexStream = open_duplex(
+                input_device,
+                output_device,
+                samplerate_hz=config.device_rate_hz,
+                blocksize_frames=config.block_samples,
+                channels=channels,
+                # Room for any stall the engine's backlog handling lets through.
+                ring_frames=4 * config.device_rate_hz,
+                backend="rtmixer",
+                device_latency=device_latency,
+            )
+            self._pump = _RtmixerPump(engine, self.stream, self._mix)
+        else:
+            self.stream = open_duplex(
+                input_device,
+                output_device,
+                samplerate_hz=config.device_rate_hz,
+                blocksize_frames=config.block_samples,
+                channels=channels,
+                process=self._process if self._mix is None else self._process_monitor,
+                device_latency=device_latency,
+            )
+            self._pump = None
         self.input_name = describe_device(self.stream.input_device)
         self.output_name = describe_device(self.stream.output_device)
         self.latency = LiveLatency(engine.latency, self.stream.latency_frames)
+        self._received, self._received_at = 0, time.monotonic()  # for check_device
 
     # ----------------------------------------------------------------- audio thread
     def _process(self, indata: np.ndarray, outdata: np.ndarray) -> None:
@@ -143,15 +194,52 @@ class LiveSession:
 
     # ----------------------------------------------------------------- control
     def start(self) -> None:
-        """Start the engine's worker, then the device."""
-        self.engine.start()
+        """Start the engine's worker, then the device (rtmixer: the engine's output delay
+        line is queued in the device's ring first, so it plays from the first callback)."""
+        self._received, self._received_at = self.engine.frames_received, time.monotonic()
+        if self._pump is not None:
+            self._pump()
+            self.engine.start(pump=self._pump, poll_s=PUMP_POLL_S)
+        else:
+            self.engine.start()
         self.stream.start()
 
-    def stop(self) -> None:
-        """Stop the device, then the engine's worker. Idempotent."""
-        if self.stream.active:
-            self.stream.stop()
+    def check_device(self) -> None:
+        """Raise :class:`~rtsep.engine.audio_io.AudioDeviceLost` (one line naming the
+        devices) if the device went away: PortAudio stopped the stream by itself, or no input
+        arrived for ``SILENT_DEVICE_S``. The device is then abandoned (see
+        ``DuplexStream.abandon``): closing the session returns at once. Call it now and then
+        from the thread that runs the session (``rtsep live`` does, 4 times a second)."""
+        now = time.monotonic()
+        received = self.engine.frames_received
+        if received != self._received:
+            self._received, self._received_at = received, now
+        if self.stream.lost():
+            why = "the audio stream stopped by itself"
+        elif now - self._received_at > SILENT_DEVICE_S:
+            why = f"no audio arrived for {now - self._received_at:.1f} s"
+        else:
+            return
+        self.abandon()
+        raise AudioDeviceLost(
+            f"the audio device went away ({why}; {self.stream.description}); "
+            "is the sound card plugged in, or the JACK server still running?"
+        )
+
+    def abandon(self) -> None:
+        """Stop the engine and give the device up without waiting for PortAudio."""
+        self.stream.abandon()
         self.engine.stop()
+
+    def stop(self) -> None:
+        """Stop the device, then the engine's worker. Idempotent. If the device went away
+        meanwhile, raises :class:`~rtsep.engine.audio_io.AudioDeviceLost` within about a
+        second, with the engine stopped."""
+        try:
+            if self.stream.active:
+                self.stream.stop()
+        finally:
+            self.engine.stop()
 
     def close(self) -> None:
         """Stop and release the device."""
@@ -167,6 +255,45 @@ class LiveSession:
     def counters(self) -> IOCounters:
         """The device stream's counters (callbacks, PortAudio xrun flags)."""
         return self.stream.counters()
+
+
+class _RtmixerPump:
+    """The worker's side of an rtmixer stream, run every ``PUMP_POLL_S`` on the worker thread
+    (the one engine-side thread rtmixer's queues allow): device input in, the model, output
+    out, and rtmixer's statistics collected now and then."""
+
+    def __init__(self, engine: Engine, stream: RtmixerDuplex, mix: np.ndarray | None) -> None:
+        capacity = engine.latency.buffering_samples + 4 * engine.config.device_rate_hz
+        self.engine = engine
+        self.stream = stream
+        self._mix = mix
+        self._input = np.zeros((engine.config.input_channels, capacity), np.float32)
+        self._output = np.zeros((engine.channels, capacity), np.float32)
+        self._mixed = np.zeros((2, capacity), np.float32) if mix is not None else None
+        self._gap_seen = 0
+        self._stats_due = 0.0
+
+    def __call__(self) -> None:
+        engine, stream = self.engine, self.stream
+        frames = min(stream.input_ring.available(), self._input.shape[1])
+        if frames:
+            engine.push_input(stream.input_ring.read(frames, out=self._input[:, :frames]))
+        engine.process_pending_input()
+        gap = stream.output_ring.gap_frames - self._gap_seen
+        if gap > 0:
+            engine.note_output_gap(gap)
+            self._gap_seen += gap
+        frames = min(engine.output_available(), stream.output_ring.space())
+        if frames:
+            out = self._output[:, :frames]
+            engine.pull_output(out)
+            if self._mix is not None:
+                out = np.matmul(self._mix, out, out=self._mixed[:, :frames])
+            stream.output_ring.write(out)
+        now = time.monotonic()
+        if now >= self._stats_due:
+            stream.poll_stats()
+            self._stats_due = now + STATS_PERIOD_S
 
     def status(self) -> dict:
         """``engine.status()`` plus a ``live`` entry: devices, monitor, end-to-end latency and

@@ -24,9 +24,10 @@ one-chunk ramp.
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,21 @@ MODES = ("separate", "extract", "remove")
 
 #: Longest the worker sleeps when no input block woke it, in seconds.
 WORKER_POLL_S = 0.005
+#: How often the worker polls a device whose callback cannot wake it (rtmixer's C callback),
+#: in seconds: the wait it adds is part of what ``safety_ms`` covers.
+PUMP_POLL_S = 0.001
+
+
+def freeze_startup_heap() -> int:
+    """Keep the garbage collector off the worker: collect once, then freeze every object
+    alive now (the model, backends, text encoder, engine: millions of objects) into the
+    collector's permanent generation, so that later collections only walk what was allocated
+    since. Call it after start-up, before the audio starts. A full collection of the
+    unfrozen heap took 262 ms during a control-message flood (15-17 deadline misses in one
+    burst). Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,9 @@ class Engine:
         self._plan = self._plan_for(self._snapshot)
         self.backend.configure(self._plan.specs)
         self._announce_outputs()
-        self._reported = {name: 0 for name in ("deadline_misses", "overruns", "dropped_chunks")}
+        self._reported = dict.fromkeys(
+            ("deadline_misses", "overruns", "dropped_chunks", "nonfinite_samples"), 0
+        )
         self.control.set_engine_info(
             self.backend.name,
             self.latency.total_ms,
@@ -157,6 +175,10 @@ class Engine:
         self._wake = threading.Event()
         self._running = False
         self._thread: threading.Thread | None = None
+        self._pump: Callable[[], None] | None = None
+        self._pump_poll_s = PUMP_POLL_S
+        self.nonfinite_samples = 0  # NaN/±Inf input samples replaced by 0 (worker)
+        self.frames_received = 0  # input frames pushed so far (audio thread)
         self._stall_seconds = 0.0
         self.switch_ms: collections.deque = collections.deque(maxlen=1024)
 
@@ -164,6 +186,7 @@ class Engine:
     def push_input(self, block: np.ndarray) -> None:
         """Copy one input block ``[input_channels, frames]`` in (audio thread: copy only)."""
         self.stats.callbacks += 1
+        self.frames_received += block.shape[1]
         if self._input.write(block) < block.shape[1]:
             self.stats.overruns += 1
         self._wake.set()
@@ -183,11 +206,29 @@ class Engine:
         """Processed frames waiting for the output callback."""
         return self._output.available()
 
+    def note_output_gap(self, frames: int) -> None:
+        """The device played ``frames`` of silence that ``pull_output`` never saw (an output
+        ring that ran dry outside the engine, as rtmixer's): count a deadline miss and discard
+        as many samples when they arrive, so latency stays nominal. Same thread as
+        ``pull_output``."""
+        if frames > 0:
+            self._reader_skipped += frames
+            self.stats.deadline_misses += 1
+            self.stats.underrun_samples += frames
+
     # ----------------------------------------------------------------- worker
-    def start(self) -> None:
-        """Start the worker thread."""
+    def start(self, pump: Callable[[], None] | None = None, poll_s: float = PUMP_POLL_S) -> None:
+        """Start the worker thread.
+
+        Without ``pump`` the worker waits for ``push_input`` to wake it. With one, it calls
+        ``pump()`` every ``poll_s`` seconds instead: the pump moves device input in with
+        ``push_input``, runs ``process_pending_input`` and moves output on with ``pull_output``
+        (a device whose C callback cannot wake Python: rtmixer, :mod:`rtsep.engine.live`).
+        """
         if self._running:
             return
+        self._pump = pump
+        self._pump_poll_s = poll_s
         self._running = True
         self._thread = threading.Thread(target=self._run, name="rtsep-worker", daemon=True)
         self._thread.start()
@@ -211,7 +252,12 @@ class Engine:
         self._stall_seconds = seconds
 
     def _run(self) -> None:
+        pump = self._pump
         while self._running:
+            if pump is not None:
+                time.sleep(self._pump_poll_s)
+                pump()
+                continue
             self._wake.wait(WORKER_POLL_S)
             self._wake.clear()
             self.process_pending_input()
@@ -230,6 +276,10 @@ class Engine:
         if backlog == 0:
             return
         block = self._input.read(backlog, out=self._scratch[:, :backlog])
+        finite = np.isfinite(block)
+        if not finite.all():  # one NaN would poison the model's recurrent state for good
+            self.nonfinite_samples += int(block.size - np.count_nonzero(finite))
+            block[~finite] = 0.0
         mono = block.mean(axis=0, keepdims=True) if block.shape[0] > 1 else block
         model_rate = self._resample_in.process(np.ascontiguousarray(mono))
         pending = np.concatenate([self._pending_model, model_rate[0]])
@@ -441,7 +491,7 @@ class Engine:
             "backend": self.backend.name,
             "device_rate_hz": self.config.device_rate_hz,
             "block_samples": self.config.block_samples,
-            "stats": self.stats.snapshot(),
+            "stats": self.stats.snapshot() | {"nonfinite_samples": self.nonfinite_samples},
         }
 
     # ----------------------------------------------------------------- helpers
@@ -482,6 +532,7 @@ class Engine:
             "deadline_misses": self.stats.deadline_misses,
             "overruns": self.stats.overruns,
             "dropped_chunks": self.stats.dropped_chunks,
+            "nonfinite_samples": self.nonfinite_samples,
         }
         for name, value in current.items():
             if value > self._reported[name]:

@@ -18,6 +18,9 @@ client whose callback is busy hangs every time). ``JackPlayRecord.close`` avoids
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import glob
 import itertools
 import os
 import shutil
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 JACKD = shutil.which("jackd")
 INSTALL_HINT = "apt-get install -y --no-install-recommends jackd2 libportaudio2"
 _names = itertools.count()
+_cleanup_registered: list[bool] = []  # clean_jack_shm registered at exit (once)
 
 
 class JackServer:
@@ -49,11 +53,15 @@ class JackServer:
         self._process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
         self._saved_env: dict[str, str | None] = {}
+        self._portaudio = True
 
-    def start(self, timeout_s: float = 10.0) -> JackServer:
-        """Launch the server, wait until it accepts clients, and re-initialise PortAudio."""
+    def start(self, timeout_s: float = 10.0, portaudio: bool = True) -> JackServer:
+        """Launch the server, wait until it accepts clients, and re-initialise PortAudio.
+
+        ``portaudio=False``: leave this process's PortAudio and environment alone (for a
+        server that a test kills under a subprocess: PortAudio cannot terminate once its
+        JACK server is gone); give the subprocess :meth:`client_env`."""
         import jack
-        import sounddevice as sd
 
         if JACKD is None:
             raise RuntimeError(f"jackd is not installed: {INSTALL_HINT}")
@@ -73,12 +81,42 @@ class JackServer:
                     self.stop()
                     raise RuntimeError(f"jackd did not start: {self.log()}") from None
                 time.sleep(0.05)
-        for key, value in (("JACK_DEFAULT_SERVER", self.name), ("JACK_NO_START_SERVER", "1")):
+        self._portaudio = portaudio
+        if not portaudio:
+            return self
+        import sounddevice as sd
+
+        for key, value in self.client_env().items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         sd._terminate()
         sd._initialize()
         return self
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point a JACK client (PortAudio) at this server."""
+        return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+
+    def kill(self) -> None:
+        """SIGKILL the server (a device that vanishes). Only for servers started with
+        ``portaudio=False``.
+
+        A killed server leaks its files in ``/dev/shm`` and its slot in JACK's shared-memory
+        registry (after a few, new servers fail with "Too many servers already active").
+        Its own files go now; the registry is cleaned when this process exits, if no jackd
+        runs then (``clean_jack_shm``): removing it now would break the registry mapping
+        that libjack keeps in this process, and every later JACK test here with it."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None
+        for path in glob.glob(f"/dev/shm/jack*{self.name}*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        if not _cleanup_registered:
+            atexit.register(clean_jack_shm)
+            _cleanup_registered.append(True)
 
     def stop(self) -> None:
         """Terminate PortAudio, stop the server (SIGTERM, then SIGKILL after 5 s), restore.
@@ -87,6 +125,11 @@ class JackServer:
         import sounddevice as sd
 
         if self._process is None:
+            return
+        if not self._portaudio:
+            self._process.terminate()
+            self._process.wait(5)
+            self._process = None
             return
         sd._terminate()
         if self._process.poll() is None:
@@ -125,6 +168,20 @@ class JackServer:
         import jack
 
         return jack.Client(name, no_start_server=True, servername=self.name)
+
+
+def clean_jack_shm() -> bool:
+    """Remove ``/dev/shm/jack*`` if no jackd runs on this machine; returns whether it did."""
+    running = subprocess.run(["pgrep", "-x", "jackd"], capture_output=True, check=False)
+    if running.returncode == 0:
+        return False
+    for path in glob.glob("/dev/shm/jack*"):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    return True
 
 
 def stream_ports(client: jack.Client, direction: str) -> list:

@@ -183,3 +183,24 @@ def test_bad_requests_change_nothing(model):
         engine.set_gain(7, -6.0)
     assert engine.control.snapshot().version == version
     assert engine.cues == ["speech"] and engine.mode == "extract"
+
+
+def test_nonfinite_live_input_is_zeroed_before_the_model_and_counted(model):
+    # The live path (push_input from a device callback) has no file reader to clean it: one
+    # NaN would poison the model's recurrent state for the rest of the session.
+    from rtsep.engine.runtime import Engine
+
+    engine = Engine(model, EngineConfig(block_samples=128, backend="onnxruntime"), ["speech"])
+    signal = noise(0.5, 16000, seed=5)
+    signal[0, 1000:1010] = np.nan
+    signal[0, 3000] = np.inf
+    signal[0, 3001] = -np.inf
+    out = np.zeros((engine.channels, signal.shape[1]), np.float32)
+    for start in range(0, signal.shape[1] - 127, 128):
+        engine.push_input(signal[:, start : start + 128])
+        engine.process_pending_input()
+        engine.pull_output(out[:, start : start + 128])
+    assert np.isfinite(out).all()
+    assert np.abs(out[:, -2000:]).max() > 0  # still separating after the bad samples
+    assert engine.status()["stats"]["nonfinite_samples"] == 12
+    assert engine.control.stats()["counters"]["nonfinite_samples"] == 12

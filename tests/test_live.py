@@ -139,24 +139,34 @@ def measure(server: JackServer, session: LiveSession, signal: np.ndarray) -> Mea
 
 
 @pytest.mark.parametrize(
-    ("rate_hz", "block", "period", "monitor"),
+    ("rate_hz", "block", "period", "monitor", "audio"),
     [
-        pytest.param(16000, 64, 64, None, id="16k-64"),
-        pytest.param(16000, 256, 256, None, id="16k-256"),
-        pytest.param(16000, 1000, 1000, None, id="16k-1000"),
-        pytest.param(48000, 64, 64, None, id="48k-64"),
-        pytest.param(48000, 256, 256, None, id="48k-256"),
-        pytest.param(48000, 1000, 1000, None, id="48k-1000"),
-        pytest.param(44100, 128, 128, None, id="44k1-128"),
-        pytest.param(48000, 128, 128, None, id="48k-128"),
+        pytest.param(16000, 64, 64, None, "rtmixer", id="16k-64"),
+        pytest.param(16000, 256, 256, None, "rtmixer", id="16k-256"),
+        pytest.param(16000, 1000, 1000, None, "rtmixer", id="16k-1000"),
+        pytest.param(48000, 64, 64, None, "rtmixer", id="48k-64"),
+        pytest.param(48000, 256, 256, None, "rtmixer", id="48k-256"),
+        pytest.param(48000, 1000, 1000, None, "rtmixer", id="48k-1000"),
+        pytest.param(44100, 128, 128, None, "rtmixer", id="44k1-128"),
+        pytest.param(48000, 128, 128, None, "rtmixer", id="48k-128"),
         # PortAudio adapts 1000-frame blocks to 256-frame periods and reports what that adds.
-        pytest.param(16000, 1000, 256, None, id="16k-1000-on-256-period"),
+        pytest.param(16000, 1000, 256, None, "rtmixer", id="16k-1000-on-256-period"),
         # Stereo monitor: cue hard left, residual hard right.
-        pytest.param(16000, 256, 256, (0, 1), id="16k-256-monitor"),
+        pytest.param(16000, 256, 256, (0, 1), "rtmixer", id="16k-256-monitor"),
+        # The sounddevice (Python callback) fallback keeps the same latency.
+        pytest.param(16000, 256, 256, None, "sounddevice", id="16k-256-sounddevice"),
+        pytest.param(48000, 128, 128, None, "sounddevice", id="48k-128-sounddevice"),
+        pytest.param(16000, 256, 256, (0, 1), "sounddevice", id="16k-256-monitor-sounddevice"),
     ],
 )
 def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
-    jack_server, model, rate_hz: int, block: int, period: int, monitor: tuple[int, int] | None
+    jack_server,
+    model,
+    rate_hz: int,
+    block: int,
+    period: int,
+    monitor: tuple[int, int] | None,
+    audio: str,
 ) -> None:
     server: JackServer = jack_server(rate_hz, period)
     config = EngineConfig(device_rate_hz=rate_hz, block_samples=block, residual=True)
@@ -164,7 +174,7 @@ def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
     disturbed: list[Measurement] = []
     for _ in range(ATTEMPTS):
         engine = Engine(model, config, cues=["speech"], mode="extract")
-        with LiveSession(engine, "JACK", "JACK", monitor=monitor) as session:
+        with LiveSession(engine, "JACK", "JACK", monitor=monitor, audio_backend=audio) as session:
             run = measure(server, session, signal)
         if run.agrees(rate_hz) or not run.disturbed:
             break
@@ -177,6 +187,29 @@ def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
     assert run.reported == engine.latency.total_samples + session.latency.device_samples
     assert abs(run.measured - run.reported) <= TOLERANCE_SAMPLES[rate_hz], str(run)
     assert run.correlation > MIN_CORRELATION[rate_hz], str(run)  # the sum is the input
+
+
+def test_a_stalled_worker_on_rtmixer_plays_silence_then_returns_to_the_reported_latency(
+    jack_server, model
+) -> None:
+    # rtmixer ends its play action when the ring runs dry; the session re-arms it, measures
+    # the silence from the actions' stream times and the engine drops as much stale audio.
+    rate_hz = 16000
+    server = jack_server(rate_hz, 256)
+    config = EngineConfig(device_rate_hz=rate_hz, block_samples=256, residual=True)
+    signal = noise_bursts(rate_hz, seconds=0.5, seed=7)
+    signal = np.tile(signal, (1, 5))  # 2.5 s: bursts every 0.5 s
+    engine = Engine(model, config, cues=["speech"], mode="extract")
+    with LiveSession(engine, "JACK", "JACK") as session:
+        threading.Timer(0.6, engine.stall, args=(0.3,)).start()
+        recording = play_through(server, session, signal).sum(axis=0)
+    stats = engine.stats.snapshot()
+    assert stats["deadline_misses"] >= 1
+    assert stats["underrun_samples"] >= 0.2 * rate_hz  # most of the stall played as silence
+    reported = round(session.latency.total_samples)
+    tail = slice(int(1.5 * rate_hz), int(2.5 * rate_hz))
+    lag = delay_of(recording[reported + tail.start :], signal[0, tail])
+    assert lag == 0, f"{lag} samples off the reported latency after the stall; {stats}"
 
 
 def test_monitor_spreads_outputs_from_left_to_right_at_equal_power() -> None:

@@ -59,6 +59,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="mix these outputs to a stereo pair (for a 2-channel device)",
     )
     live.add_argument(
+        "--audio",
+        dest="io_audio",
+        choices=("rtmixer", "sounddevice"),
+        help="audio callback: rtmixer (C, no Python per callback; default: [io] audio in the "
+        "config) or sounddevice (a Python callback, the fallback)",
+    )
+    live.add_argument(
         "--duration",
         type=float,
         metavar="SECONDS",
@@ -89,7 +96,7 @@ def run_devices(args: argparse.Namespace) -> int:
 def run_live(args: argparse.Namespace) -> int:
     from ..engine.audio_io import default_samplerate_hz, describe_device, find_device, max_channels
     from ..engine.live import LiveSession
-    from ..engine.runtime import Engine
+    from ..engine.runtime import Engine, freeze_startup_heap
 
     config = effective_config(args)
     input_device = find_device(config["io"]["input"], "input")  # before the slow model load
@@ -111,16 +118,26 @@ def run_live(args: argparse.Namespace) -> int:
         )
     with (
         control_server(engine, args, config),
-        LiveSession(engine, input_device, output_device, monitor=args.monitor) as session,
+        LiveSession(
+            engine,
+            input_device,
+            output_device,
+            monitor=args.monitor,
+            audio_backend=config["io"]["audio"],
+        ) as session,
     ):
-        print(_header(session))
+        print(_header(session), flush=True)
+        freeze_startup_heap()  # everything loaded: keep the collector off the worker
         elapsed = _run(session, args.duration, sys.stdout if sys.stdout.isatty() else None)
     print(_summary(session, elapsed))
     return 0
 
 
 def _run(session: LiveSession, duration_s: float | None, terminal: TextIO | None) -> float:
-    """Run until ``duration_s`` has passed or Ctrl-C; returns the seconds run."""
+    """Run until ``duration_s`` has passed or Ctrl-C; returns the seconds run.
+
+    Raises ``AudioDeviceLost`` (one line) within ~1.25 s of the device going away; the
+    caller's exit then does not wait for PortAudio, which would hang."""
     view = TerminalView(terminal) if terminal is not None else None
     session.start()
     started = time.monotonic()
@@ -130,6 +147,7 @@ def _run(session: LiveSession, duration_s: float | None, terminal: TextIO | None
                 REFRESH_S if duration_s is None else duration_s - (time.monotonic() - started)
             )
             time.sleep(max(0.0, min(REFRESH_S, remaining)))
+            session.check_device()
             if view is not None:
                 view.draw(render(session.status()))
     except KeyboardInterrupt:
@@ -144,7 +162,8 @@ def _header(session: LiveSession) -> str:
     config = session.engine.config
     return (
         f"live: {session.input_name} -> {session.output_name}, {config.device_rate_hz} Hz, "
-        f"{config.block_samples}-frame blocks, {session.engine.backend.name}; "
+        f"{config.block_samples}-frame blocks, {session.engine.backend.name}, "
+        f"{session.audio_backend} audio; "
         f"{_latency(session.latency.as_dict())}. Ctrl-C stops."
     )
 
