@@ -23,7 +23,10 @@ from tqdm import tqdm
 from ..bench.machine import git_commit
 from ..cues import HELD_OUT_PHRASINGS
 from ..data import Corpus, Mixture, MixtureSimulator, split_entries, validation_sources
+from ..engine.runtime import EngineConfig
 from ..model import Model
+from .consistency import DEFAULT_SCENE_SECONDS, evaluate_consistency
+from .consistency import RULE as CONSISTENCY_RULE
 from .metrics import (
     confusion_matrix,
     improvements,
@@ -41,6 +44,7 @@ EXTRACTION_SOURCES = (2, 3)  # sources per extraction mixture (min, max)
 COUNT_CONDITIONS = (1, 2, 3)  # source counts of the unknown-count mixtures
 SEPARATION_CONDITIONS = (2, 3)  # of those, the ones scored for separation
 COUNT_SEED_STRIDE = 1000  # the n-source set uses seed + n * COUNT_SEED_STRIDE
+CONSISTENCY_SEED_OFFSET = 5000  # the channel-consistency scenes use seed + this
 MIN_EXTRACTION_SCAN = 1000  # extraction mixtures scanned at least, to find each class
 EXTRACTION_SCAN_FACTOR = 20  # ... or this many times the mixtures wanted per class
 EXTRACTION_METHODS = ("label_cue", "text_cue", "oracle_irm")
@@ -70,6 +74,7 @@ RULES = {
     "oracle_irm": "ideal ratio mask |P_j| / sum_i |P_i| at the model's STFT (causal, sqrt-Hann,"
     " window 256, hop 128) applied to the mixture; parts = sources (separation) or target and"
     " rest (extraction): an upper bound for a real magnitude mask",
+    "channel_consistency": CONSISTENCY_RULE,
 }
 
 
@@ -118,7 +123,7 @@ def evaluate_quality(
     )
     runner = StreamRunner(model, backend, threads)
     oracle = OracleMask(model.config)
-    total = mixtures * (len(model.labels) + len(COUNT_CONDITIONS))
+    total = mixtures * (len(model.labels) + len(COUNT_CONDITIONS) + 1)
     with tqdm(total=total, unit="mixture", disable=not progress, desc="evaluate") as bar:
         pool = simulator(
             min_sources=EXTRACTION_SOURCES[0],
@@ -136,6 +141,20 @@ def evaluate_quality(
         }
         bar.set_description("separation")
         unknown_count = _unknown_count(runner, oracle, counted, bar)
+        bar.set_description("channel consistency")
+        scenes = simulator(
+            min_sources=2,
+            max_sources=2,
+            seed=seed + CONSISTENCY_SEED_OFFSET,
+            length=mixtures,
+            segment_seconds=DEFAULT_SCENE_SECONDS,
+        )
+        engine_config = EngineConfig(
+            block_samples=model.hop_samples, backend=backend, threads=threads
+        )
+        consistency = evaluate_consistency(
+            model, scenes, mixtures, engine_config, progress=bar.update
+        )
     return {
         "benchmark": "quality",
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -147,6 +166,7 @@ def evaluate_quality(
             "seeds": {
                 "extraction": seed,
                 **{f"{n}_sources": seed + COUNT_SEED_STRIDE * n for n in COUNT_CONDITIONS},
+                "channel_consistency": seed + CONSISTENCY_SEED_OFFSET,
             },
             "mixtures_per_condition": mixtures,
             "segment_seconds": segment_seconds,
@@ -158,6 +178,7 @@ def evaluate_quality(
         "rules": RULES,
         "extraction": extraction,
         **unknown_count,
+        "channel_consistency": consistency,
         "git_commit": git_commit(),
         "machine": _machine(),
         "wall_time_s": round(time.perf_counter() - started, 1),

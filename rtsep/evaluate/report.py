@@ -27,6 +27,8 @@ def render_markdown(results: dict) -> str:
     lines += _separation_table(results["separation"])
     lines += _count_table(results["source_count"])
     lines += _matching_table(results["attractor_matching"])
+    if "channel_consistency" in results:  # results written before it was measured lack it
+        lines += _consistency_table(results["channel_consistency"])
     lines += _phrasing_table(results["extraction"])
     lines += ["## Rules", ""]
     lines += [f"- **{name}**: {rule}" for name, rule in results["rules"].items()]
@@ -142,6 +144,28 @@ def _matching_table(matching: dict) -> list[str]:
     ]
     for true, row in zip(confusion["true_classes"], confusion["matrix"], strict=True):
         lines.append(f"| {true} | " + " | ".join(str(v) for v in row) + " |")
+    return [*lines, ""]
+
+
+def _consistency_table(consistency: dict) -> list[str]:
+    lines = [
+        f"## Channel consistency: {consistency['scenes']} scenes, one source throughout and"
+        " one entering and leaving",
+        "",
+        "| Source | Sources | Consistency | Without a switch | Switches per source | Heard |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for role in ("throughout", "entering", "all"):
+        row = consistency[role]
+        cells = [
+            f"**{role}**" if role == "all" else role,
+            str(row["sources"]),
+            _percent(row["consistency"]),
+            _percent(row["without_switch"]),
+            "–" if row["switches_per_source"] is None else f"{row['switches_per_source']:.2f}",
+            _percent(row["heard_fraction"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
