@@ -26,8 +26,12 @@ def load_config(user_file: str | Path | None = None) -> dict:
         path = Path(user_file)
         if not path.exists():
             raise FileNotFoundError(f"config file not found: {path}")
-        with path.open("rb") as handle:
-            merge(config, tomllib.load(handle), source=str(path))
+        try:
+            with path.open("rb") as handle:
+                user = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from None
+        merge(config, user, source=str(path))
     return config
 
 

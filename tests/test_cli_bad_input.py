@@ -61,6 +61,8 @@ CASES = {
     "threads -3": ("mix", ["--threads", "-3"], "engine.threads = -3"),
     "threads in a config file": ("mix", ["CONFIG:[engine]\nthreads = 'two'\n"], "engine.threads"),
     "unknown config key": ("mix", ["CONFIG:[engine]\nthread = 2\n"], "unknown config key"),
+    "config file not TOML": ("mix", ["CONFIG:[engine\nthreads = 2\n"], "not valid TOML"),
+    "config file missing": ("mix", ["--config-missing"], "config file not found"),
     "blocksize 16": ("mix", ["--blocksize", "16"], "engine.blocksize = 16"),
     "cuda without CUDA": ("mix", ["--device", "cuda"], "no CUDA device"),
     "control without realtime": ("mix", ["--control"], "--control needs --realtime"),
@@ -90,6 +92,8 @@ def test_bad_input_is_one_clear_line_a_nonzero_exit_and_no_finished_looking_outp
             config = tmp_path / "user.toml"
             config.write_text(word.removeprefix("CONFIG:"))
             prefix = ["--config", str(config)]
+        elif word == "--config-missing":
+            prefix = ["--config", str(tmp_path / "none.toml")]
         elif word == "UNWRITABLE":
             blocker = tmp_path / "a-file"
             blocker.write_text("a file where the folder should be")

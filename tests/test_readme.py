@@ -140,6 +140,9 @@ def test_every_readme_command_runs_on_a_fresh_clone_and_leaves_only_ignored_file
             index += 1
             _run_steered(words, steer, clone, env)
         elif words[1:3] == ["bridge", "osc"]:
+            if not _udp_free(words[words.index("--listen") + 1]):
+                skipped.append(f"{shlex.join(words)} (its port is taken)")
+                continue
             _run_until_interrupted(words, clone, env)
         else:
             result = _run(words, clone, env)
@@ -150,7 +153,7 @@ def test_every_readme_command_runs_on_a_fresh_clone_and_leaves_only_ignored_file
     ).stdout
     assert status == "", f"README outputs that git does not ignore:\n{status}"
     if skipped:
-        pytest.skip(f"ran all but these (no ../shared/corpus): {skipped}")
+        pytest.skip(f"ran all but these (no ../shared/corpus, or a port taken): {skipped}")
 
 
 def _run_steered(words, steer, clone, env) -> None:
@@ -185,6 +188,18 @@ def _run_steered(words, steer, clone, env) -> None:
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(report["files"])
     assert [s["label"] for s in report["sources"]][: len(wanted)] == wanted
+
+
+def _udp_free(host_port: str) -> bool:
+    import socket
+
+    host, port = host_port.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def _run_until_interrupted(words, clone, env) -> None:
