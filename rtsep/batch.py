@@ -98,7 +98,7 @@ def separate_task(task: BatchTask) -> BatchResult:
     """Run one input (in whatever process or Ray worker calls it); never raises for a bad
     input: the error comes back in the result."""
     from .cli.common import load_configured_model, user_message
-    from .cli.separate_cmd import read_input, separate_to_folder
+    from .stems import read_input, separate_to_folder
 
     started = time.perf_counter()
     try:
