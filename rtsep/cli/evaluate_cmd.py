@@ -44,15 +44,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="mixtures per condition (default 100): 600 mixtures in all, each one or two "
-        "streamed passes plus metrics, about 0.7 s per 3-s mixture on an idle core: 100 takes "
-        "about 7 minutes (twice that beside a training run)",
+        "streamed passes plus metrics, about 0.7 s per 3-s mixture on an idle core, and as "
+        "many 6-s channel-consistency scenes: 100 takes about 7 minutes (twice that beside "
+        "a training run)",
     )
     evaluate.add_argument("--seed", type=int, help="seed of the mixture simulator (default 7)")
     evaluate.add_argument(
         "--backend",
-        choices=("onnxruntime", "torch", "auto"),
         default="onnxruntime",
-        help="streaming backend (default onnxruntime)",
+        metavar="NAME",
+        help="streaming backend: onnxruntime (default), torch, auto or a plugin's",
     )
     evaluate.add_argument(
         "--threads", type=int, default=1, help="CPU threads for the backend (default 1)"
