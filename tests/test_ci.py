@@ -53,3 +53,39 @@ def test_a_clean_tree_goes_on_to_pytest(tmp_path):
     result = _run(_tree(tmp_path, "X = 1\n"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "== pytest" in result.stdout and "1 passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_installing_the_package_is_quiet_and_carries_its_data(tmp_path):
+    """A non-editable install of the tracked tree prints nothing under -q (setuptools used
+    to print ~180 lines of deprecation and 'would be ignored' warnings) and installs the
+    weights, the example, the recipes and every subpackage."""
+    source = tmp_path / "src"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, (item.decode() for item in listed)):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""
+    package = target / "rtsep"
+    for name in (
+        "weights/rtsep_default.pt",
+        "examples/example_mix.flac",
+        "train/default.toml",
+        "default_config.toml",
+        "bench/latency.py",
+        "engine/runtime.py",
+        "bindings/protocol.py",
+    ):
+        assert (package / name).is_file(), name
+    assert not (target / "engine").exists() and not (target / "bindings").exists()
