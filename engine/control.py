@@ -261,6 +261,7 @@ class ControlServer:
                 router.send_multipart(reply, zmq.NOBLOCK)
             except zmq.Again:  # the client stopped reading: its reply is lost, not our time
                 self._counts["replies_lost"] += 1
+            time.sleep(0)  # hand the GIL over between messages: the engine's worker first
 
     def _reply_frames(self, frames: list[bytes], received_ns: int) -> list[bytes] | None:
         """The reply (envelope + payload) to one ROUTER message, or None to drop it."""

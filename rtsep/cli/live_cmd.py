@@ -96,7 +96,7 @@ def run_devices(args: argparse.Namespace) -> int:
 def run_live(args: argparse.Namespace) -> int:
     from ..engine.audio_io import default_samplerate_hz, describe_device, find_device, max_channels
     from ..engine.live import LiveSession
-    from ..engine.runtime import Engine, freeze_startup_heap
+    from ..engine.runtime import Engine, tune_for_real_time
 
     config = effective_config(args)
     input_device = find_device(config["io"]["input"], "input")  # before the slow model load
@@ -127,7 +127,7 @@ def run_live(args: argparse.Namespace) -> int:
         ) as session,
     ):
         print(_header(session), flush=True)
-        freeze_startup_heap()  # everything loaded: keep the collector off the worker
+        tune_for_real_time()  # everything loaded: gc.freeze, short GIL slices
         elapsed = _run(session, args.duration, sys.stdout if sys.stdout.isatty() else None)
     print(_summary(session, elapsed))
     return 0

@@ -1,0 +1,198 @@
+"""What the live benchmarks share: a JACK dummy-driver server, a C client (``jack_metro``)
+playing into ``rtsep live``, and ``rtsep live`` itself as a child process.
+
+Everything runs as separate processes, as a user runs them: ``jackd --no-realtime -d dummy``,
+``jack_metro`` (clicks, a JACK client written in C, so it is never the late one) patched into
+the PortAudio input of ``rtsep live``, and ``rtsep live --control`` so the benchmark can read
+the engine's counters over the control channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rtsep.bench.machine import cpu_model, free_port, git_commit
+
+
+class JackDummy:
+    """``jackd`` on the dummy driver under a unique name; ``env`` points clients at it."""
+
+    def __init__(self, rate_hz: int, period_frames: int) -> None:
+        if shutil.which("jackd") is None:
+            raise SystemExit("jackd is not installed: apt-get install -y jackd2 libportaudio2")
+        self.name = f"rtsep-bench-{os.getpid()}"
+        self.rate_hz = rate_hz
+        self.period_frames = period_frames
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
+        self.env["JACK_NO_AUDIO_RESERVATION"] = "1"
+        self._log = tempfile.TemporaryFile()
+        command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy"]
+        command += ["-r", str(rate_hz), "-p", str(period_frames), "-C", "2", "-P", "2"]
+        self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=self._log)
+        done = subprocess.run(
+            ["jack_wait", "-s", self.name, "-w", "-t", "10"], env=self.env, capture_output=True
+        )
+        if done.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"jackd did not start: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+    def counts(self) -> dict:
+        """What the server logged so far: cycles where a client was late ("Process error")
+        and the clients it named as late, with how often."""
+        log = self.log()
+        late = re.findall(r"client = (\S+) was not (?:finished|run)", log)
+        named: dict[str, int] = {}
+        for client in late:
+            named[client] = named.get(client, 0) + 1
+        return {"process_errors": log.count("Process error"), "late_clients": named}
+
+    def ports(self, pattern: str, *flags: str) -> list[str]:
+        out = subprocess.run(
+            ["jack_lsp", "-s", self.name, *flags], env=self.env, capture_output=True, text=True
+        ).stdout
+        return sorted(line.strip() for line in out.splitlines() if re.search(pattern, line))
+
+    def connect(self, source: str, destination: str) -> None:
+        subprocess.run(
+            ["jack_connect", "-s", self.name, source, destination], env=self.env, check=True
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_metro(server: JackDummy) -> subprocess.Popen:
+    """``jack_metro`` at 120 bpm, 440 Hz: a C client that plays into the graph."""
+    metro = subprocess.Popen(
+        ["jack_metro", "-b", "120", "-f", "440", "-n", "metro"],
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not server.ports(r"^metro:"):
+        if time.monotonic() > deadline or metro.poll() is not None:
+            raise RuntimeError("jack_metro did not start")
+        time.sleep(0.1)
+    return metro
+
+
+def start_live(
+    server: JackDummy, log_path: Path, audio: str, config: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``rtsep [--config CONFIG] live`` at the server's rate and period with a cue and its
+    control channel; returns ``(process, endpoint)`` once its header line is out (audio
+    running)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "rtsep.cli.main"]
+    command += ["--config", str(config)] if config else []
+    command += ["live", "--input", "system"]
+    command += ["--output", "system", "--samplerate", str(server.rate_hz)]
+    command += ["--blocksize", str(server.period_frames), "--cue", "speech", "--audio", audio]
+    command += ["--control", endpoint, "--telemetry", "tcp://127.0.0.1:*"]
+    env = dict(server.env, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    log = open(log_path, "w")  # noqa: SIM115 (the child keeps writing to it)
+    live = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "live: " not in log_path.read_text():
+        if live.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"rtsep live did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.2)
+    return live, endpoint
+
+
+def patch_metro_into_live(server: JackDummy) -> None:
+    """Feed ``metro`` into every PortAudio input port (the stream's, looked up now).
+
+    (``rtsep live`` opens the device "system": PortAudio lists every JACK client as a device,
+    metro too.)"""
+    (source,) = server.ports(r"^metro:")
+    deadline = time.monotonic() + 10  # the stream registers its ports just after the header
+    while not (inputs := server.ports(r"^PortAudio:in")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no PortAudio input ports: {server.ports('.')}")
+        time.sleep(0.1)
+    for destination in inputs:
+        server.connect(source, destination)
+
+
+def stop_live(live: subprocess.Popen, timeout_s: float = 10.0) -> int:
+    """Ctrl-C (SIGINT) ``rtsep live`` and wait for it; returns its exit status."""
+    if live.poll() is None:
+        live.send_signal(signal.SIGINT)
+        try:
+            live.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            live.kill()
+            live.wait()
+    return live.returncode
+
+
+def summary_counts(log_text: str) -> dict:
+    """The counts in ``rtsep live``'s closing line ("stopped after ...")."""
+    match = re.search(
+        r"stopped after ([\d.]+) s: (\d+) deadline misses, (\d+) xruns, (\d+) samples dropped",
+        log_text,
+    )
+    if not match:
+        return {}
+    seconds, misses, xruns, dropped = match.groups()
+    return {
+        "seconds": float(seconds),
+        "deadline_misses": int(misses),
+        "xruns": int(xruns),
+        "dropped_samples": int(dropped),
+    }
+
+
+def end_all(server: JackDummy, *children: subprocess.Popen | None) -> None:
+    """Kill the children still running, then stop the server."""
+    for child in children:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+    server.stop()
+
+
+def write_results(
+    name: str, argv: list[str], results: dict, markdown: Callable[[dict], str], out: Path
+) -> None:
+    """Add the date, command and machine to ``results``; write NAME.json and NAME.md into
+    ``out`` and print the Markdown."""
+    results = {
+        "benchmark": name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python -m benchmarks.{name} " + " ".join(argv),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "git_commit": git_commit(),
+            "note": "a shared, loaded machine: timings are noisy (load averages beside them)",
+        },
+        **results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(results))
+    print(markdown(results))
