@@ -75,7 +75,7 @@ def separate_to_folder(
     extracting = final["mode"] != "separate"
     mixture = np.nan_to_num(audio.mean(axis=0), nan=0.0, posinf=0.0, neginf=0.0)
     sources = []
-    for channel, name in _file_names(run, extracting):
+    for channel, name in _file_names(run, extracting, history):
         signal = run.outputs[channel]
         write_audio(out_dir / name, signal[None], rate, subtype="FLOAT")
         source = {
@@ -85,15 +85,19 @@ def separate_to_folder(
             "active_seconds": round(active_seconds(signal, rate, mixture), 3),
             "level_db_re_mixture": _level_re(signal, mixture),
         }
-        if len(history) > 1 and extracting:
+        if len(history) > 1:
             source["label_history"] = [
-                {"from_chunk": entry["chunk"], "label": entry["outputs"][channel]}
+                {
+                    "from_chunk": entry["chunk"],
+                    "mode": entry["mode"],  # separate: the label is the tracked source's
+                    "label": entry["outputs"][channel],
+                }
                 for entry in history
             ]
         sources.append(source)
     stats = engine.stats.snapshot()
     audio_seconds = audio.shape[1] / rate
-    found = [s for s in sources if s["label"] != "residual" and s["file"] != "removed.wav"]
+    found = [s for s in sources if s["file"].startswith("source_")]
     report = {
         "input": str(mix_path),
         "sample_rate": rate,
@@ -194,19 +198,37 @@ def _level_re(signal: np.ndarray, mixture: np.ndarray) -> float | None:
     return round(10 * np.log10(float(np.sum(signal.astype(np.float64) ** 2)) / mix + 1e-12), 1)
 
 
-def _file_names(run, extracting: bool) -> list[tuple[int, str]]:
+def _file_names(run, extracting: bool, history: list[dict]) -> list[tuple[int, str]]:
+    """``(channel, file name)`` for every output that carried something at some point.
+
+    Under the final cue set: ``cue_N.wav`` (cue on output N-1), ``residual.wav``,
+    ``removed.wav``, or ``source_K.wav`` (the K-th output that carried a tracked source);
+    an output that carried something only under an earlier cue set is ``output_N.wav``
+    (its ``label_history`` says what). Outputs that never carried anything get no file.
+    """
+    born = {e["output"] for e in run.events if e.get("event") == "birth"}
+    ever = [
+        channel in born or any(entry["outputs"][channel] for entry in history)
+        for channel in range(len(run.labels))
+    ]
+    names = []
     if extracting:
-        names = []
         for channel, label in enumerate(run.labels):
             if label == "residual":
                 names.append((channel, "residual.wav"))
             elif label.startswith("mixture - "):
                 names.append((channel, "removed.wav"))
-            else:
+            elif label:
                 names.append((channel, f"cue_{channel + 1}.wav"))
+            elif ever[channel]:
+                names.append((channel, f"output_{channel + 1}.wav"))
         return names
     carried = [c for c, flag in enumerate(run.carried) if flag]
-    return [(channel, f"source_{rank + 1}.wav") for rank, channel in enumerate(carried)]
+    names = [(channel, f"source_{rank + 1}.wav") for rank, channel in enumerate(carried)]
+    names += [
+        (c, f"output_{c + 1}.wav") for c, flag in enumerate(ever) if flag and c not in carried
+    ]
+    return sorted(names)
 
 
 def _check_writable(folder: Path) -> None:
