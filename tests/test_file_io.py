@@ -97,3 +97,26 @@ def test_to_mono_averages_channels_and_says_so() -> None:
     already = stereo[:1]
     mono, downmixed = to_mono(already)
     assert mono is already and not downmixed
+
+
+def test_nonfinite_samples_are_zeroed_in_place_and_counted() -> None:
+    from rtsep.engine.file_io import replace_nonfinite
+
+    audio = _audio()
+    audio[0, 3], audio[1, 7], audio[1, 9] = np.nan, np.inf, -np.inf
+    finite = audio[np.isfinite(audio)].copy()
+    assert replace_nonfinite(audio) == 3
+    assert np.isfinite(audio).all() and audio[0, 3] == audio[1, 7] == audio[1, 9] == 0.0
+    np.testing.assert_array_equal(np.delete(audio.ravel(), [3, 1600 + 7, 1600 + 9]), finite)
+    assert replace_nonfinite(audio) == 0
+
+
+def test_written_files_get_the_umask_permissions_not_mkstemps(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        path = write_audio(tmp_path / "a.wav", _audio(1), 16000)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
