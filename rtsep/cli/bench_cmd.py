@@ -46,22 +46,18 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SECONDS,
         help=f"seconds of audio per configuration (default {DEFAULT_SECONDS:g})",
     )
-    parser.add_argument(
-        "--blocks",
-        type=int,
-        nargs="+",
-        default=list(BLOCKS),
-        metavar="FRAMES",
-        help=f"host block sizes, 32..4096 frames (default: {_words(BLOCKS)})",
-    )
-    parser.add_argument(
-        "--rates",
-        type=int,
-        nargs="+",
-        default=list(RATES_HZ),
-        metavar="HZ",
-        help=f"device sample rates (default: {_words(RATES_HZ)})",
-    )
+    for flag, values, metavar, what in (
+        ("--blocks", BLOCKS, "FRAMES", "host block sizes, 32..4096 frames"),
+        ("--rates", RATES_HZ, "HZ", "device sample rates"),
+    ):
+        parser.add_argument(
+            flag,
+            type=int,
+            nargs="+",
+            default=list(values),
+            metavar=metavar,
+            help=f"{what} (default: {_words(values)})",
+        )
     parser.add_argument(
         "--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, help="default: both"
     )
