@@ -62,6 +62,7 @@ class MidiSender:
         self.received: list[bytes] = []
         self._thread_id: int | None = None
         self._exit: type[Exception] | None = None  # set by close()
+        self.cycles = 0  # process cycles run
         self.client.set_process_callback(self._process)
         self.client.activate()
 
@@ -71,6 +72,13 @@ class MidiSender:
         feedback = self.client.get_ports(f"^{bridge_port}-feedback:", is_midi=True)
         if feedback:
             self.client.connect(feedback[0], self.inp)
+        self.settle()
+
+    def settle(self, cycles: int = 3) -> None:
+        """Wait a few process cycles, so that new connections carry the next events (an event
+        written before the graph has the connection is lost)."""
+        start = self.cycles
+        wait_for(lambda: self.cycles >= start + cycles)
 
     def send(self, *messages: bytes | list[int]) -> None:
         self.queue.extend(bytes(message) for message in messages)
@@ -93,6 +101,7 @@ class MidiSender:
         self._thread_id = threading.get_native_id()
         if self._exit is not None:
             raise self._exit
+        self.cycles += 1
         self.out.clear_buffer()
         offset = 0
         while self.queue and offset < frames:
@@ -401,3 +410,30 @@ def test_the_midi_bridge_imports_no_torch_numpy_or_model():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+@pytest.mark.jack
+def test_connect_reads_an_existing_port_and_list_ports_names_it(jack_server, capsys):
+    server = jack_server(16000, 256)
+    state = CueState(LABELS, N_OUTPUTS, encode_words)
+    control = ControlServer(state, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*").start()
+    sender = MidiSender(server)  # its port exists before the bridge: --connect finds it
+    try:
+        assert midi_main(["--list-ports"]) == 0
+        listed = capsys.readouterr().out
+        assert "rtsep-midi-sender:out" in listed.split("outputs:")[0]  # an input to read
+        port = f"rtsep-midi-connect-{os.getpid()}"
+        bridge = MidiBridge(control.endpoint, PRESETS, port=port, connect="rtsep-midi-sender:out")
+        try:
+            bridge.start()
+            wait_for(lambda: sender.client.get_all_connections(sender.out))
+            sender.settle()
+            sender.send([0xB2, 7, 127])
+            wait_for(lambda: state.snapshot().gains_db[2] == 6.0)
+        finally:
+            bridge.stop()
+        with pytest.raises(OSError, match="no MIDI port matches 'nothing-like-this'"):
+            MidiBridge(control.endpoint, port=port, connect="nothing-like-this")
+    finally:
+        sender.close()
+        control.stop()
