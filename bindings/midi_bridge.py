@@ -15,7 +15,9 @@ Note On ``solo_note`` (48) + k     toggle solo of output k
 Program Change p                   ``set_cues`` of preset p + ``program_offset`` (``[presets]``)
 =================================  ========================================================
 
-Anything else is counted and ignored: ``unknown`` (well-formed MIDI the map does not use),
+Gain messages that a later one of the same channel supersedes before the bridge has read
+them are dropped (``superseded``): a fader sweep sets its last position, once. Anything else
+is counted and ignored: ``unknown`` (well-formed MIDI the map does not use),
 ``malformed`` (not MIDI: a data byte where a status byte belongs, a wrong length) and
 ``refused`` (the engine said no: an output it does not have, a preset that is not there).
 Nothing a controller sends stops the bridge.
@@ -58,7 +60,16 @@ APIS = ("jack", "alsa")
 MIDI_CHANNELS = 16
 POLL_S = 0.002  # how often the input thread looks for MIDI (seconds)
 FULL_STATE_S = 2.0  # feedback sends only changes, and everything again this often (seconds)
-COUNTERS = ("handled", "unknown", "malformed", "refused", "timeouts", "errors", "feedback")
+COUNTERS = (
+    "handled",
+    "superseded",
+    "unknown",
+    "malformed",
+    "refused",
+    "timeouts",
+    "errors",
+    "feedback",
+)
 
 # Status byte (high nibble for channel messages) → message length in bytes, status included.
 _CHANNEL_LENGTHS = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
@@ -257,11 +268,37 @@ class MidiBridge:
 
     def _read(self) -> None:
         while not self._stop.is_set():
-            event = self._input.get_message()
-            if event is None:
+            waiting = []
+            while (event := self._input.get_message()) is not None:
+                waiting.append(event[0])
+            if not waiting:
                 self._stop.wait(POLL_S)
                 continue
-            self.handle(event[0])
+            for message in self._latest_gains(waiting):
+                self.handle(message)
+
+    def _latest_gains(self, messages: list[Sequence[int]]) -> list[Sequence[int]]:
+        """``messages`` in order, less every gain CC that a later one of the same channel
+        supersedes (counted as ``superseded``): a fader sweep that arrived while the engine
+        was slow to answer sets its last position once, not every position it passed."""
+        last: dict[int, int] = {}
+        for index, message in enumerate(messages):
+            if self._is_gain(message):
+                last[message[0]] = index
+        kept = [
+            message
+            for index, message in enumerate(messages)
+            if not self._is_gain(message) or last[message[0]] == index
+        ]
+        self.counters["superseded"] += len(messages) - len(kept)
+        return kept
+
+    def _is_gain(self, message: Sequence[int]) -> bool:
+        return (
+            classify(message) == "ok"
+            and message[0] & 0xF0 == CONTROL_CHANGE
+            and message[1] == self.map.gain_cc
+        )
 
     def handle(self, message: Sequence[int]) -> str:
         """Act on one MIDI message; returns (and counts) what became of it: ``handled``,

@@ -147,6 +147,18 @@ def test_cc7_on_channel_k_sets_the_gain_of_output_k_minus_1(rig):
 
 
 @pytest.mark.jack
+def test_a_fader_sweep_ends_at_its_last_position(rig):
+    state, sender, bridge = rig.state, rig.sender, rig.bridge
+    sweep = [[0xB0, 7, value] for value in range(0, 128, 4)] + [[0xB0, 7, 100]]
+    sender.send(*sweep, [0xB1, 7, 127])
+    wait_for(lambda: bridge.counters["handled"] + bridge.counters["superseded"] == len(sweep) + 1)
+    assert state.snapshot().gains_db[:2] == (MidiMap().gain_db(100), 6.0)
+    # Within one read, only the last gain of each channel is sent, in its place.
+    kept = bridge._latest_gains([[0xB0, 7, 1], [0x90, 36, 1], [0xB0, 7, 2], [0xB1, 7, 3]])
+    assert kept == [[0x90, 36, 1], [0xB0, 7, 2], [0xB1, 7, 3]]
+
+
+@pytest.mark.jack
 def test_note_on_toggles_mute_and_solo_of_output_k(rig):
     state, sender, bridge = rig.state, rig.sender, rig.bridge
     sender.send([0x90, 36, 100])  # note 36: mute output 0
