@@ -15,8 +15,8 @@ Backends:
   ``on_block`` (poll ``input_ring.available()``); rtmixer *ends* a ring-buffer action when its
   ring runs empty (output) or full (input), so the stream re-arms it on the engine's next
   ``write``/``read`` (the gap plays silence / loses input), counts one underrun/overrun per such
-  episode rather than per callback, and measures the gap in device frames from the actions'
-  stream times (``gap_frames``), so that the engine can drop as much stale audio and keep its
+  episode rather than per callback, and measures the silence played in device frames
+  (``output_ring.gap_frames``), so that the engine can drop as much stale audio and keep its
   latency. rtmixer's action queues are single-producer/single-consumer: every engine-side call
   (ring reads and writes, ``poll_stats``) must come from one thread.
 - ``"sounddevice"`` (the fallback): a PortAudio callback ``Stream``; the Python callback only
@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Literal, Protocol
@@ -331,11 +332,6 @@ class _RtmixerRing:
     ``start_action(ring)`` enqueues the rtmixer action that serves the ring; rtmixer removes
     that action when the ring runs empty (play) or full (record), and the engine-side method
     that next touches the ring re-arms it (``episodes`` counts those).
-
-    ``gap_frames``: device frames, since the stream began, during which no action served the
-    ring (silence played, or input lost), from the actions' stream times (``actual_time``: when
-    each began) and frame counts: an action begins at stream frame ``frames moved before it +
-    gap_frames``. It is known once the re-armed action has run (the next call after that).
     """
 
     def __init__(
@@ -346,30 +342,15 @@ class _RtmixerRing:
         self._start_action = start_action
         self._scratch = np.zeros((len(ring), ring.elementsize // 4), dtype=np.float32)
         self._action = start_action(ring)
-        self._origin_s: float | None = None  # stream time of the first action's first frame
         self._moved_before = 0  # frames moved by the actions that ended
-        self._restarted = False  # a re-armed action whose start is not measured yet
+        self._restarted = False  # a re-armed action whose gap is not measured yet
         self.episodes = 0
-        self.gap_frames = 0
 
     def _rearm_if_ended(self) -> bool:
         """Re-arm if rtmixer ended the action; returns True when it had ended."""
         action = self._action
         if action in self._owner._mixer.actions:
-            if self._restarted and action.actual_time >= 0.0:
-                start_s = action.actual_time - self._origin_s
-                block = self._owner.blocksize_frames
-                # Actions begin at a callback's first frame: with fixed blocks, a whole
-                # number of them (the stream times jitter by about a sample on JACK).
-                if block:
-                    start = block * round(start_s * self._owner.samplerate_hz / block)
-                else:
-                    start = round(start_s * self._owner.samplerate_hz)
-                self.gap_frames = max(self.gap_frames, start - self._moved_before)
-                self._restarted = False
             return False
-        if self._origin_s is None:
-            self._origin_s = action.actual_time
         self._moved_before += action.done_frames
         self._action = self._start_action(self._ring)
         self._restarted = True
@@ -378,12 +359,20 @@ class _RtmixerRing:
 
 
 class _RtmixerInputRing(_RtmixerRing):
+    frames_read = 0  # frames taken out of the ring so far (read or discarded)
+
     def available(self) -> int:
         return self._ring.read_available
+
+    def frames_recorded(self) -> int:
+        """Frames the callbacks have recorded since the stream began: while the record action
+        never ended, the callbacks' own frame count (skipped JACK cycles do not count)."""
+        return self.frames_read + self._ring.read_available
 
     def read(self, frames: int, out: np.ndarray | None = None) -> np.ndarray:
         limit = self._scratch.shape[0] if out is None else out.shape[1]
         frames = self._ring.readinto(self._scratch[: min(frames, limit)])
+        self.frames_read += frames
         self._rearm_if_ended()
         if out is None:
             return self._scratch[:frames].T
@@ -393,18 +382,44 @@ class _RtmixerInputRing(_RtmixerRing):
     def discard(self, frames: int) -> int:
         frames = max(0, min(frames, self._ring.read_available))
         self._ring.advance_read_index(frames)
+        self.frames_read += frames
         return frames
 
 
 class _RtmixerOutputRing(_RtmixerRing):
+    """The play side. ``gap_frames``: frames, since the stream began, that the callbacks
+    played as silence because no action served this ring (it had run dry). Measured without
+    clocks: every callback records as many frames as it plays, so once a re-armed action has
+    run, ``gap = frames recorded - frames played``, read between two callbacks (rtmixer runs
+    the record action before the play action in each callback: it was queued first).
+    Stream times would not do: they count the cycles a loaded JACK server skipped.
+    """
+
+    gap_frames = 0
+
     def space(self) -> int:
         return self._ring.write_available
+
+    def _measure_gap(self) -> None:
+        """After a re-arm, once the new action has played: ``gap_frames`` (and done)."""
+        action, recorder = self._action, self._owner.input_ring
+        if not self._restarted or action.done_frames == 0:
+            return
+        for _ in range(10):
+            recorded, played = recorder.frames_recorded(), action.done_frames
+            time.sleep(0.0002)  # a callback under way during the reads has finished by now
+            if recorded == recorder.frames_recorded() and played == action.done_frames:
+                gap = recorded - self._moved_before - played
+                self.gap_frames = max(self.gap_frames, gap)
+                self._restarted = False
+                return
 
     def write(self, block: np.ndarray) -> int:
         frames = min(block.shape[1], self._ring.write_available)
         self._scratch[:frames] = block[:, :frames].T
         written = self._ring.write(self._scratch[:frames])
-        self._rearm_if_ended()
+        if not self._rearm_if_ended():
+            self._measure_gap()
         return written
 
 

@@ -50,6 +50,8 @@ from .runtime import PUMP_POLL_S, Engine
 AUDIO_BACKENDS = ("rtmixer", "sounddevice")
 #: How often the rtmixer pump collects the stream's PortAudio statistics (seconds).
 STATS_PERIOD_S = 0.25
+#: How often the rtmixer pump polls while a block is due (seconds).
+FINE_POLL_S = 0.0002
 #: A running device that delivers no input for this long is taken as gone (seconds).
 SILENT_DEVICE_S = 1.0
 
@@ -258,9 +260,17 @@ class LiveSession:
 
 
 class _RtmixerPump:
-    """The worker's side of an rtmixer stream, run every ``PUMP_POLL_S`` on the worker thread
-    (the one engine-side thread rtmixer's queues allow): device input in, the model, output
-    out, and rtmixer's statistics collected now and then."""
+    """The worker's side of an rtmixer stream, run on the worker thread (the one engine-side
+    thread rtmixer's queues allow): device input in, the model, output out, and rtmixer's
+    statistics collected now and then.
+
+    Each call returns how long to sleep before the next: blocks arrive once per block period,
+    so after one arrives the pump sleeps until just before the next is due, then polls every
+    ``FINE_POLL_S`` until it is there. That keeps the wait between a block's arrival and the
+    worker seeing it near ``FINE_POLL_S`` (a flat 1 ms poll averaged 0.5 ms and ate 1.3 ms of
+    the 2 ms margin at its p99) for about one wake-up per block; without a known block size
+    it polls every ``PUMP_POLL_S``.
+    """
 
     def __init__(self, engine: Engine, stream: RtmixerDuplex, mix: np.ndarray | None) -> None:
         capacity = engine.latency.buffering_samples + 4 * engine.config.device_rate_hz
@@ -272,10 +282,14 @@ class _RtmixerPump:
         self._mixed = np.zeros((2, capacity), np.float32) if mix is not None else None
         self._gap_seen = 0
         self._stats_due = 0.0
+        block = stream.blocksize_frames
+        self._period_s = block / stream.samplerate_hz if block else None
+        self._next_due = 0.0  # when the next block should arrive (monotonic seconds)
 
-    def __call__(self) -> None:
+    def __call__(self) -> float:
         engine, stream = self.engine, self.stream
         frames = min(stream.input_ring.available(), self._input.shape[1])
+        arrived = time.monotonic()
         if frames:
             engine.push_input(stream.input_ring.read(frames, out=self._input[:, :frames]))
         engine.process_pending_input()
@@ -294,6 +308,19 @@ class _RtmixerPump:
         if now >= self._stats_due:
             stream.poll_stats()
             self._stats_due = now + STATS_PERIOD_S
+        return self._next_sleep(arrived, frames, now)
+
+    def _next_sleep(self, arrived: float, frames: int, now: float) -> float:
+        if self._period_s is None:
+            return PUMP_POLL_S
+        if frames:  # a block (or more) came in since the last look, at about `arrived`
+            self._next_due = arrived + self._period_s
+        wait = self._next_due - FINE_POLL_S - now
+        if wait > 0:
+            return min(wait, PUMP_POLL_S)
+        if now - self._next_due > self._period_s:  # late or stalled device: coarse polling
+            return PUMP_POLL_S
+        return FINE_POLL_S
 
     def status(self) -> dict:
         """``engine.status()`` plus a ``live`` entry: devices, monitor, end-to-end latency and

@@ -89,7 +89,7 @@ class EngineConfig:
     backend: str = "auto"
     threads: int = 1
     chunk_hops: int = 1  # model hops per chunk; cue changes land on chunk boundaries
-    safety_ms: float = 2.0  # output margin for compute time and worker wake-up (see latency)
+    safety_ms: float = 3.0  # output margin for compute time and worker wake-up (see latency)
     resampler: str = "polyphase"  # device rate <-> model rate: "polyphase" (1 ms) or "soxr"
     residual: bool = False  # extract mode: one more channel, the mixture minus the cues
     match_threshold: float = 0.3
@@ -189,7 +189,7 @@ class Engine:
         self._wake = threading.Event()
         self._running = False
         self._thread: threading.Thread | None = None
-        self._pump: Callable[[], None] | None = None
+        self._pump: Callable[[], float | None] | None = None
         self._pump_poll_s = PUMP_POLL_S
         self.nonfinite_samples = 0  # NaN/±Inf input samples replaced by 0 (worker)
         self.frames_received = 0  # input frames pushed so far (audio thread)
@@ -231,13 +231,16 @@ class Engine:
             self.stats.underrun_samples += frames
 
     # ----------------------------------------------------------------- worker
-    def start(self, pump: Callable[[], None] | None = None, poll_s: float = PUMP_POLL_S) -> None:
+    def start(
+        self, pump: Callable[[], float | None] | None = None, poll_s: float = PUMP_POLL_S
+    ) -> None:
         """Start the worker thread.
 
         Without ``pump`` the worker waits for ``push_input`` to wake it. With one, it calls
-        ``pump()`` every ``poll_s`` seconds instead: the pump moves device input in with
-        ``push_input``, runs ``process_pending_input`` and moves output on with ``pull_output``
-        (a device whose C callback cannot wake Python: rtmixer, :mod:`rtsep.engine.live`).
+        ``pump()`` in a loop instead, sleeping what it returns (seconds; None: ``poll_s``) in
+        between: the pump moves device input in with ``push_input``, runs
+        ``process_pending_input`` and moves output on with ``pull_output`` (a device whose C
+        callback cannot wake Python: rtmixer, :mod:`rtsep.engine.live`).
         """
         if self._running:
             return
@@ -269,8 +272,8 @@ class Engine:
         pump = self._pump
         while self._running:
             if pump is not None:
-                time.sleep(self._pump_poll_s)
-                pump()
+                wait_s = pump()
+                time.sleep(self._pump_poll_s if wait_s is None else wait_s)
                 continue
             self._wake.wait(WORKER_POLL_S)
             self._wake.clear()
