@@ -73,6 +73,9 @@ class JackDummy:
         )
 
     def stop(self) -> None:
+        """SIGTERM (SIGKILL after 5 s), then remove what a server that did not clean up left
+        in ``/dev/shm``: its own files, and JACK's registry if no jackd runs (a full registry
+        makes every new server fail with "Too many servers already active")."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -80,6 +83,12 @@ class JackDummy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for path in Path("/dev/shm").glob(f"jack*{self.name}*"):
+            path.unlink(missing_ok=True)
+        if subprocess.run(["pgrep", "-x", "jackd"], capture_output=True).returncode != 0:
+            for path in Path("/dev/shm").glob("jack*"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
 
 
 def start_metro(server: JackDummy) -> subprocess.Popen:
@@ -167,11 +176,16 @@ def summary_counts(log_text: str) -> dict:
 
 
 def end_all(server: JackDummy, *children: subprocess.Popen | None) -> None:
-    """Kill the children still running, then stop the server."""
+    """Stop the children still running (SIGTERM: a JACK client closes cleanly; SIGKILL after
+    5 s), then the server."""
     for child in children:
         if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
+            child.terminate()
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     server.stop()
 
 

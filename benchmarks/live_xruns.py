@@ -3,7 +3,8 @@
 Runs ``rtsep live`` on a JACK dummy-driver server (``--rate``, default 48 kHz; ``--period``,
 default 128 frames; block = period) extracting one cue, with ``jack_metro`` (a C client)
 playing into its input, for ``--seconds`` (default 60), once per audio backend (``--audio``,
-default both: rtmixer's C callback, then sounddevice's Python callback). Per run it records
+default both: rtmixer's C callback, then sounddevice's Python callback; ``none``: jack_metro
+alone, the baseline of what the loaded machine does to JACK). Per run it records
 what ``rtsep live`` reports when stopped (deadline misses, PortAudio xruns, dropped samples),
 the server's own count of late cycles ("Process error") and which clients it named as late,
 plus the load average before and after. Writes ``live_xruns.json`` and ``live_xruns.md`` to
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=int, default=128, help="JACK period = block, frames")
     parser.add_argument("--seconds", type=float, default=60.0, help="per run (default 60)")
     parser.add_argument(
-        "--audio", nargs="+", default=["rtmixer", "sounddevice"], help="backends to run"
+        "--audio",
+        nargs="+",
+        default=["rtmixer", "sounddevice"],
+        choices=("rtmixer", "sounddevice", "none"),
+        help="backends to run; none: jack_metro alone (what the machine does to JACK)",
     )
     parser.add_argument(
         "--config", type=Path, help="a TOML file for rtsep live (e.g. [engine] safety_ms)"
@@ -64,15 +69,16 @@ def run_one(
         metro = start_metro(server)
         with tempfile.TemporaryDirectory() as folder:
             log_path = Path(folder) / "live.log"
-            live, _ = start_live(server, log_path, audio, config)
-            patch_metro_into_live(server)
+            if audio != "none":
+                live, _ = start_live(server, log_path, audio, config)
+                patch_metro_into_live(server)
             before = server.counts()
             load_before = os.getloadavg()
             time.sleep(seconds)
             load_after = os.getloadavg()
             after = server.counts()
-            code = stop_live(live)
-            text = log_path.read_text()
+            code = stop_live(live) if live is not None else None
+            text = log_path.read_text() if live is not None else ""
     finally:
         end_all(server, live, metro)
     late = {
