@@ -204,3 +204,19 @@ def test_nonfinite_live_input_is_zeroed_before_the_model_and_counted(model):
     assert np.abs(out[:, -2000:]).max() > 0  # still separating after the bad samples
     assert engine.status()["stats"]["nonfinite_samples"] == 12
     assert engine.control.stats()["counters"]["nonfinite_samples"] == 12
+
+
+def test_tune_for_real_time_freezes_the_start_up_heap_and_shortens_gil_slices():
+    import gc
+    import sys
+
+    from rtsep.engine.runtime import GIL_SWITCH_INTERVAL_S, tune_for_real_time
+
+    interval = sys.getswitchinterval()
+    try:
+        tune_for_real_time()
+        assert gc.get_freeze_count() > 0  # later collections skip everything alive now
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)
