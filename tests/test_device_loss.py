@@ -65,10 +65,16 @@ def _wait(live: subprocess.Popen, since: float) -> tuple[int, float, str, str]:
 
 
 @pytest.mark.parametrize("audio", ["rtmixer", "sounddevice"])
-def test_a_killed_jack_server_ends_rtsep_live_with_one_clear_line(server, audio: str) -> None:
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_a_killed_or_stopped_jack_server_ends_rtsep_live_with_one_clear_line(
+    server, audio: str, how: str
+) -> None:
     live = _start_live(server, audio)
     killed = time.monotonic()
-    server.kill()
+    if how == "killed":
+        server.kill()  # SIGKILL: the server leaves no word
+    else:
+        server.stop()  # SIGTERM: a clean shutdown that tells its clients
     code, seconds, _, err = _wait(live, killed)
     ours = [line for line in err.splitlines() if line.startswith("rtsep live:")]
     assert code != 0
