@@ -11,11 +11,13 @@ docs/model.md quotes, all on mixtures of 2-3 sources (3 s, seeds fixed below):
    targets that are one source;
 3. EDA existence probabilities at the last attractor grid point per true count (1-3), on
    training-source mixtures, and the count accuracy of single thresholds;
-4. the corpus's env files whose names say they are hurt, hit or death sounds (human and
+4. the level of a label cue's output for a class absent from a held-out mixture, re the
+   mixture (dB; a user hears anything much above -20 dB);
+5. the corpus's env files whose names say they are hurt, hit or death sounds (human and
    creature vocalisations, which the held-out speech also holds as "Ow", "Ooff", laughs).
 
-``--model`` takes a model checkpoint (``best.pt``, the shipped file) or a run's ``last.pt``;
-without it, the shipped weights.
+``--model`` takes a model checkpoint (``best.pt``, the shipped file) or a run's ``last.pt``
+(its network shape is read from the ``best.pt`` beside it); without it, the shipped weights.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ OBJECT_NAME = re.compile(r"sword|weapon|rocket|diesel|punch|arrow|axe|club|fist|
 def load(path: Path | None) -> Model:
     if path is None or path.name != "last.pt":
         return load_model(path)
-    model = load_model(None)
+    model = load_model(path.with_name("best.pt"))
     model.network.load_state_dict(torch.load(path, weights_only=False)["network"])
     return Model(model.network, {})
 
@@ -129,6 +131,24 @@ def counting(model: Model, corpus: Corpus, mixtures: int) -> None:
         print(f"  threshold {threshold:.1f}: count accuracy {100 * right:.0f} %")
 
 
+def absent_cues(model: Model, corpus: Corpus, mixtures: int) -> None:
+    mixes = simulator(corpus, "validation", (1, 3))
+    levels = collections.defaultdict(list)
+    hop = model.hop_samples
+    for index in range(mixtures):
+        item = mixes[index]
+        x = torch.from_numpy(item.mixture[: len(item.mixture) // hop * hop])[None]
+        power = float((x.double() ** 2).mean())
+        for label in sorted(set(model.labels) - set(item.labels)):
+            with torch.no_grad():
+                estimate = model.network(x, model.cue_queries([label])[None]).sources.double()
+            levels[label].append(10 * np.log10(float((estimate**2).mean()) / power + 1e-12))
+    print("held-out mixtures, label cue for an absent class: output level re mixture, dB:")
+    for label in model.labels:
+        v = levels[label]
+        print(f"  {label:8s} mean {np.mean(v):6.1f}  median {np.median(v):6.1f}  n={len(v)}")
+
+
 def vocal_sound_effects(corpus: Corpus) -> None:
     found = [
         entry
@@ -156,6 +176,7 @@ def main() -> None:
     per_class(model, corpus, args.mixtures)
     per_source(model, corpus, args.mixtures + 20)
     counting(model, corpus, args.mixtures + 30)
+    absent_cues(model, corpus, args.mixtures)
     vocal_sound_effects(corpus)
 
 

@@ -95,6 +95,13 @@ def main() -> None:
         help="earlier runs this one started from (each --init'ed from the next), oldest first,"
         " with the step whose weights were passed on",
     )
+    parser.add_argument(
+        "--continues",
+        type=Path,
+        metavar="WEIGHTS",
+        help="a shipped weights file the run was --init'ed from: its recorded stages come first"
+        " (e.g. the previous rtsep/weights/rtsep_default.pt, saved aside before overwriting)",
+    )
     parser.add_argument("--out", type=Path, default=SHIPPED_WEIGHTS, help="shipped file")
     args = parser.parse_args()
 
@@ -111,6 +118,8 @@ def main() -> None:
     )
     training["validation_sources"] = sorted(held_out)
     stages = []
+    if args.continues:
+        stages += load_model(args.continues).metadata["training"]["stages"]
     for item in args.lineage:
         folder, _, steps = item.partition(":")
         stages.append(run_summary(Path(folder), int(steps) if steps else None))
