@@ -141,7 +141,6 @@ RULES = {
     ("engine", "chunk_hops"): _whole(1, 64),
     ("engine", "blocksize"): _whole(32, 4096),
     ("engine", "samplerate"): _whole(0, 384000),
-    ("engine", "safety_hops"): _whole(0, 64),
     ("engine", "safety_ms"): _number(0.0, 1000.0),
     ("engine", "resampler"): _one_of("polyphase", "soxr"),
     ("tracker", "match_threshold"): _number(-1.0, 1.0),

@@ -147,8 +147,7 @@ def run_grid(
         "seconds_per_configuration": seconds,
         "threads": threads,
         "chunk_hops": base.chunk_hops,
-        "safety_hops": getattr(base, "safety_hops", None),
-        "safety_ms": getattr(base, "safety_ms", None),
+        "safety_ms": base.safety_ms,
         "model": {
             "trained": model.trained,
             "sample_rate_hz": model.sample_rate,
@@ -264,9 +263,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def _safety(results: dict) -> str:
-    if results.get("safety_ms") is not None:
-        return f"{results['safety_ms']:g} ms safety margin"
-    return f"{results.get('safety_hops')} safety hop(s)"
+    return f"{results['safety_ms']:g} ms safety margin"
 
 
 def markdown_report(results: dict) -> str:
