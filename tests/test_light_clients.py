@@ -72,7 +72,7 @@ def test_rtsep_ctl_status_and_set_cues_stay_light(server) -> None:
     assert result == {"rc": 0, "heavy": []}
 
 
-@pytest.mark.parametrize("bridge", ["osc"])
+@pytest.mark.parametrize("bridge", ["osc", "midi"])
 def test_the_bridges_import_no_torch(bridge: str) -> None:
     result = _run(
         f"""
