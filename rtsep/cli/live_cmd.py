@@ -7,7 +7,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from .common import add_model_options, effective_config, load_configured_model, untrained_warning
+from .common import (
+    add_model_options,
+    cli_command,
+    effective_config,
+    load_configured_model,
+    untrained_warning,
+)
 from .control_cmd import add_control_options, control_server
 from .separate_cmd import add_cue_options, engine_config_from
 
@@ -93,6 +99,7 @@ def run_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_command
 def run_live(args: argparse.Namespace) -> int:
     from ..engine.audio_io import default_samplerate_hz, describe_device, find_device, max_channels
     from ..engine.live import LiveSession
