@@ -26,7 +26,7 @@ from .bands import BandMerge, BandSplit, band_edges
 from .config import ModelConfig
 from .cue_network import CueEmbedder, CueFusion
 from .eda import AttractorNetwork
-from .network import NetworkOutput, StreamingNetwork
+from .network import StreamingNetwork
 
 
 class DualPathBlock(nn.Module):
@@ -99,7 +99,7 @@ class DualPathNetwork(StreamingNetwork):
         self.merge = BandMerge(edges, d)
 
     # ----------------------------------------------------------------- shared pieces
-    def _shared(
+    def shared_frames(
         self, real: torch.Tensor, imag: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Spectra ``[B, T, bins]`` → ``(bands [B, T, K, D], summary [B, T, G], hidden, cell)``."""
@@ -112,7 +112,7 @@ class DualPathNetwork(StreamingNetwork):
         summary = self.summary(x.flatten(-2))
         return x, summary, torch.stack(new_hidden), torch.stack(new_cell)
 
-    def _outputs(
+    def output_spectra(
         self,
         bands: torch.Tensor,
         summary: torch.Tensor,
@@ -145,25 +145,6 @@ class DualPathNetwork(StreamingNetwork):
         out_imag = mask_real * imag + mask_imag * real
         return out_real, out_imag, torch.stack(new_hidden), torch.stack(new_cell)
 
-    # ----------------------------------------------------------------- whole signal
-    def forward(self, mixture: torch.Tensor, queries: torch.Tensor | None = None) -> NetworkOutput:
-        """See :meth:`StreamingNetwork.forward`."""
-        c = self.config
-        batch = mixture.shape[0]
-        real, imag = self.analyse_whole(mixture)
-        zeros = self.init_state(batch, 1)
-        bands, summary, _, _ = self._shared(
-            real, imag, zeros["separator_hidden"], zeros["separator_cell"]
-        )
-        attractors, existence, frame_queries = self.whole_signal_queries(summary, queries)
-        n = frame_queries.shape[2]
-        width = c.bands * c.band_dim
-        state = self._zeros(c.extractor_layers, batch * n, width)
-        out_real, out_imag, _, _ = self._outputs(
-            bands, summary, frame_queries, real, imag, state, state
-        )
-        return NetworkOutput(self.synthesise_whole(out_real, out_imag), attractors, existence)
-
     # ----------------------------------------------------------------- streaming
     def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:
         c = self.config
@@ -174,49 +155,3 @@ class DualPathNetwork(StreamingNetwork):
             "extractor_hidden": (c.extractor_layers, batch * outputs, width),
             "extractor_cell": (c.extractor_layers, batch * outputs, width),
         }
-
-    def step_hop(
-        self,
-        hop_samples: torch.Tensor,
-        queries: torch.Tensor,
-        input_history: torch.Tensor,
-        synthesis_carry: torch.Tensor,
-        separator_hidden: torch.Tensor,
-        separator_cell: torch.Tensor,
-        eda_hidden: torch.Tensor,
-        eda_cell: torch.Tensor,
-        attractors: torch.Tensor,
-        existence_logits: torch.Tensor,
-        extractor_hidden: torch.Tensor,
-        extractor_cell: torch.Tensor,
-        frame_index: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """See :meth:`StreamingNetwork.step_hop`."""
-        signal = torch.cat([input_history, hop_samples], dim=-1)
-        real, imag = self.stft.analyse(signal)  # [B, 1, F]
-        bands, summary, separator_hidden, separator_cell = self._shared(
-            real, imag, separator_hidden, separator_cell
-        )
-        eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
-            summary, eda_hidden, eda_cell, attractors, existence_logits, frame_index
-        )
-        out_real, out_imag, extractor_hidden, extractor_cell = self._outputs(
-            bands, summary, queries.unsqueeze(1), real, imag, extractor_hidden, extractor_cell
-        )
-        output, synthesis_carry = self.stft.overlap_add(
-            self.stft.synthesise(out_real, out_imag), synthesis_carry
-        )
-        return (
-            output,
-            signal[:, self.config.hop_samples :],
-            synthesis_carry,
-            separator_hidden,
-            separator_cell,
-            eda_hidden,
-            eda_cell,
-            attractors,
-            existence_logits,
-            extractor_hidden,
-            extractor_cell,
-            frame_index + 1,
-        )

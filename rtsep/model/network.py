@@ -81,6 +81,59 @@ class StreamingNetwork(nn.Module):
         """Shapes of ``separator_hidden/cell`` and ``extractor_hidden/cell``."""
         raise NotImplementedError
 
+    def shared_frames(
+        self, real: torch.Tensor, imag: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query-free part: spectra ``[B, T, bins]`` and separator state →
+        ``(features, summary [B, T, G], hidden, cell)``; ``summary`` feeds the EDA and the cue
+        fusion, ``features`` (any shape) the outputs."""
+        raise NotImplementedError
+
+    def output_spectra(
+        self,
+        features: torch.Tensor,
+        summary: torch.Tensor,
+        queries: torch.Tensor,
+        real: torch.Tensor,
+        imag: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per output: ``queries [B, Tq, N, E]`` (Tq = T or 1) and extractor state →
+        ``(real, imag [B, N, T, bins], hidden, cell)``, the masked mixture spectra."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- whole signal
+    def forward(self, mixture: torch.Tensor, queries: torch.Tensor | None = None) -> NetworkOutput:
+        """Separate whole signals.
+
+        Args:
+            mixture: ``[B, samples]`` with ``samples`` a multiple of ``hop_samples``.
+            queries: ``[B, N, E]`` cue queries, or ``None`` to use the EDA attractors
+                (``N = max_sources`` outputs).
+        Returns:
+            :class:`NetworkOutput`; ``sources`` has ``samples - (window - hop)`` samples (the
+            rest needs input that has not arrived yet).
+        """
+        batch = mixture.shape[0]
+        real, imag = self.analyse_whole(mixture)
+        zeros = self.init_state(batch, 1)
+        features, summary, _, _ = self.shared_frames(
+            real, imag, zeros["separator_hidden"], zeros["separator_cell"]
+        )
+        attractors, existence, frame_queries = self.whole_signal_queries(summary, queries)
+        state = self.init_state(batch, frame_queries.shape[2])
+        out_real, out_imag, _, _ = self.output_spectra(
+            features,
+            summary,
+            frame_queries,
+            real,
+            imag,
+            state["extractor_hidden"],
+            state["extractor_cell"],
+        )
+        return NetworkOutput(self.synthesise_whole(out_real, out_imag), attractors, existence)
+
     # ----------------------------------------------------------------- whole-signal helpers
     def analyse_whole(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mixture [B, samples]`` (whole hops) → spectra ``(real, imag) [B, T, bins]``."""
@@ -164,6 +217,58 @@ class StreamingNetwork(nn.Module):
             outputs.append(out)
         return torch.cat(outputs, dim=-1), state
 
+    def step_hop(
+        self,
+        hop_samples: torch.Tensor,
+        queries: torch.Tensor,
+        input_history: torch.Tensor,
+        synthesis_carry: torch.Tensor,
+        separator_hidden: torch.Tensor,
+        separator_cell: torch.Tensor,
+        eda_hidden: torch.Tensor,
+        eda_cell: torch.Tensor,
+        attractors: torch.Tensor,
+        existence_logits: torch.Tensor,
+        extractor_hidden: torch.Tensor,
+        extractor_cell: torch.Tensor,
+        frame_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """One hop with flat tensors in and out: the graph the ONNX export records.
+
+        ``hop_samples [B, hop]``, ``queries [B, N, E]`` (in EDA mode the held attractors,
+        :meth:`held_attractors`), then the state in :data:`STATE_NAMES` order. Returns
+        ``(output [B, N, hop], *new_state)``. Attractors decoded on a grid frame are used from
+        the next frame on.
+        """
+        signal = torch.cat([input_history, hop_samples], dim=-1)
+        real, imag = self.stft.analyse(signal)  # [B, 1, F]
+        features, summary, separator_hidden, separator_cell = self.shared_frames(
+            real, imag, separator_hidden, separator_cell
+        )
+        eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
+            summary, eda_hidden, eda_cell, attractors, existence_logits, frame_index
+        )
+        out_real, out_imag, extractor_hidden, extractor_cell = self.output_spectra(
+            features, summary, queries.unsqueeze(1), real, imag, extractor_hidden, extractor_cell
+        )
+        output, synthesis_carry = self.stft.overlap_add(
+            self.stft.synthesise(out_real, out_imag), synthesis_carry
+        )
+        return (
+            output,
+            signal[:, self.config.hop_samples :],
+            synthesis_carry,
+            separator_hidden,
+            separator_cell,
+            eda_hidden,
+            eda_cell,
+            attractors,
+            existence_logits,
+            extractor_hidden,
+            extractor_cell,
+            frame_index + 1,
+        )
+
     def held_attractors(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """The queries of EDA mode for the next hop: ``[B, max_sources, E]``."""
         return state["attractors"][:, : self.config.max_sources]
@@ -216,79 +321,23 @@ class SeparationNetwork(StreamingNetwork):
             "extractor_cell": (c.extractor_layers, batch * outputs, c.feature_dim),
         }
 
-    # ----------------------------------------------------------------- whole signal
-    def forward(self, mixture: torch.Tensor, queries: torch.Tensor | None = None) -> NetworkOutput:
-        """Separate whole signals.
+    def shared_frames(
+        self, real: torch.Tensor, imag: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The separator's features are both the summary and what the outputs read."""
+        features, hidden, cell = self.separator(magnitude(real, imag), hidden, cell)
+        return features, features, hidden, cell
 
-        Args:
-            mixture: ``[B, samples]`` with ``samples`` a multiple of ``hop_samples``.
-            queries: ``[B, N, E]`` cue queries, or ``None`` to use the EDA attractors
-                (``N = max_sources`` outputs).
-        Returns:
-            :class:`NetworkOutput`; ``sources`` has ``samples - (window - hop)`` samples (the
-            rest needs input that has not arrived yet).
-        """
-        c = self.config
-        batch = mixture.shape[0]
-        real, imag = self.analyse_whole(mixture)  # [B, T, F]
-        zeros = self._zeros(c.separator_layers, batch, c.feature_dim)
-        features, _, _ = self.separator(magnitude(real, imag), zeros, zeros)
-        attractors, existence, frame_queries = self.whole_signal_queries(features, queries)
-        n = frame_queries.shape[2]
-        fused = self.fusion(features, frame_queries)
-        zeros = self._zeros(c.extractor_layers, batch * n, c.feature_dim)
-        mask, _, _ = self.masks(fused, zeros, zeros)
-        sources = self.synthesise_whole(mask * real.unsqueeze(1), mask * imag.unsqueeze(1))
-        return NetworkOutput(sources, attractors, existence)
-
-    # ----------------------------------------------------------------- streaming
-    def step_hop(
+    def output_spectra(
         self,
-        hop_samples: torch.Tensor,
+        features: torch.Tensor,
+        summary: torch.Tensor,
         queries: torch.Tensor,
-        input_history: torch.Tensor,
-        synthesis_carry: torch.Tensor,
-        separator_hidden: torch.Tensor,
-        separator_cell: torch.Tensor,
-        eda_hidden: torch.Tensor,
-        eda_cell: torch.Tensor,
-        attractors: torch.Tensor,
-        existence_logits: torch.Tensor,
-        extractor_hidden: torch.Tensor,
-        extractor_cell: torch.Tensor,
-        frame_index: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """One hop with flat tensors in and out: the graph the ONNX export records.
-
-        ``hop_samples [B, hop]``, ``queries [B, N, E]`` (in EDA mode the held attractors,
-        :meth:`held_attractors`), then the state in :data:`STATE_NAMES` order. Returns
-        ``(output [B, N, hop], *new_state)``. Attractors decoded on a grid frame are used from
-        the next frame on.
-        """
-        c = self.config
-        signal = torch.cat([input_history, hop_samples], dim=-1)
-        real, imag = self.stft.analyse(signal)  # [B, 1, F]
-        features, separator_hidden, separator_cell = self.separator(
-            magnitude(real, imag), separator_hidden, separator_cell
-        )
-        eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
-            features, eda_hidden, eda_cell, attractors, existence_logits, frame_index
-        )
-        fused = self.fusion(features, queries.unsqueeze(1))
-        mask, extractor_hidden, extractor_cell = self.masks(fused, extractor_hidden, extractor_cell)
-        frames = self.stft.synthesise(mask * real.unsqueeze(1), mask * imag.unsqueeze(1))
-        output, synthesis_carry = self.stft.overlap_add(frames, synthesis_carry)
-        return (
-            output,
-            signal[:, c.hop_samples :],
-            synthesis_carry,
-            separator_hidden,
-            separator_cell,
-            eda_hidden,
-            eda_cell,
-            attractors,
-            existence_logits,
-            extractor_hidden,
-            extractor_cell,
-            frame_index + 1,
-        )
+        real: torch.Tensor,
+        imag: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cue fusion, per-output LSTMs and a real magnitude mask on the mixture spectrum."""
+        mask, hidden, cell = self.masks(self.fusion(features, queries), hidden, cell)
+        return mask * real.unsqueeze(1), mask * imag.unsqueeze(1), hidden, cell
