@@ -1,4 +1,5 @@
-"""Helpers shared by the subcommands: configuration, model loading and error reporting."""
+"""Helpers shared by the subcommands: options, configuration and error reporting (the model
+loading and error wording themselves live in :mod:`rtsep.loading` and :mod:`rtsep.errors`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import traceback
 from collections.abc import Callable
 
 from ..config import load_config, validate_config, with_flags
+from ..errors import user_message
+from ..loading import load_configured_model  # noqa: F401 - the commands import it from here
 
 
 class CommandError(ValueError):
@@ -32,26 +35,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--device", dest="model_device", metavar="DEV", help="torch device: cpu, cuda, cuda:N"
     )
     add_debug_option(parser)
-
-
-def user_message(error: BaseException) -> str | None:
-    """The one line to show for an error of the user's making, or ``None`` for a bug.
-
-    Control-protocol errors (a bad cue set, say), audio-file errors, ``ValueError`` and
-    ``OSError`` are the user's; anything else keeps its traceback.
-    """
-    from ..bindings.protocol import ControlError
-    from ..engine.file_io import AudioFileError
-
-    if isinstance(error, ControlError):
-        text = error.message
-    elif isinstance(error, AudioFileError | ValueError | OSError):
-        text = str(error)
-        if isinstance(error, OSError) and error.filename and error.strerror:
-            text = f"{error.strerror}: {error.filename}"
-    else:
-        return None
-    return " ".join(text.split()) or type(error).__name__
 
 
 def cli_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -99,22 +82,6 @@ _FLAG_NAMES = {
 
 def _flag_for(args: argparse.Namespace, dest: str) -> str:
     return _FLAG_NAMES.get(dest, "--" + dest.split("_", 1)[1].replace("_", "-"))
-
-
-def load_configured_model(config: dict):
-    """The model of ``config["model"]``; a CUDA device that is not there is a clear error."""
-    from ..model import load_model
-
-    device = config["model"]["device"]
-    if device.startswith("cuda"):
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device[5:]) if device.startswith("cuda:") else 0
-        if index >= count:
-            found = f"{count} CUDA device(s)" if count else "no CUDA device torch can use"
-            raise ValueError(f'model.device = "{device}": this machine has {found}; use "cpu"')
-    return load_model(config["model"]["path"] or None, device=device)
 
 
 def untrained_warning(model) -> str:
