@@ -8,8 +8,9 @@ folder redoes only what is not complete.
 
 Folder names: the input's stem (``mix.wav`` → ``mix/``); inputs are taken in sorted path order
 and a stem already taken gets ``-2``, ``-3``, … (``a/mix.wav`` → ``mix/``, ``b/mix.wav`` →
-``mix-2/``). The same task function runs in every mode; workers read and write the paths
-themselves, so on a cluster the paths must be on a file system every node sees.
+``mix-2/``). The same task function (:func:`separate_group`: one input, or a group of inputs
+stepped together) runs in every mode; workers read and write the paths themselves, so on a
+cluster the paths must be on a file system every node sees.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
+
+from .errors import user_message
+from .loading import load_configured_model
 
 #: File suffixes a folder given as input is searched for (recursively).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aif", ".aiff", ".mp3")
@@ -97,29 +101,69 @@ _MODELS: dict[tuple[str, str], object] = {}
 def separate_task(task: BatchTask) -> BatchResult:
     """Run one input (in whatever process or Ray worker calls it); never raises for a bad
     input: the error comes back in the result."""
-    from .cli.common import load_configured_model, user_message
+    return _separate(task, None)
+
+
+def separate_group(tasks: Sequence[BatchTask]) -> list[BatchResult]:
+    """Run several inputs at once, one thread each, their model steps batched: one
+    :class:`~rtsep.engine.step_group.StepGroup` call per hop for all of them (a file that
+    ends or fails leaves the batch). Every output equals :func:`separate_task`'s; never
+    raises for a bad input."""
+    if len(tasks) == 1:
+        return [separate_task(tasks[0])]
+    from .engine.step_group import StepGroup
+
+    try:
+        group = StepGroup(_model(tasks[0].config), len(tasks))
+    except Exception as error:  # noqa: BLE001 - reported per file, as separate_task does
+        return [_failed(task, error, time.perf_counter()) for task in tasks]
+    with ThreadPoolExecutor(len(tasks), thread_name_prefix="rtsep-batch") as pool:
+        return list(pool.map(lambda task: _separate(task, group), tasks))
+
+
+def _separate(task: BatchTask, group) -> BatchResult:
+    """One input, alone (``group`` None) or as a member of a step group."""
     from .stems import read_input, separate_to_folder
 
     started = time.perf_counter()
+    member = None
+
+    def join_group(engine) -> None:
+        nonlocal member
+        member = engine.backend = group.join(engine.backend.specs)
+
     try:
-        model_key = (task.config["model"]["path"], task.config["model"]["device"])
-        if model_key not in _MODELS:  # one model per worker process
-            _MODELS[model_key] = load_configured_model(task.config)
         mix = Path(task.input)
         separate_to_folder(
-            _MODELS[model_key],
+            _model(task.config),
             mix,
             Path(task.folder),
             list(task.cues),
             task.mode,
             task.config,
             progress=False,
+            on_start=join_group if group is not None else None,
             audio=read_input(mix),
         )
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the batch
-        message = user_message(error) or f"{type(error).__name__}: {error}"
-        return BatchResult(task.input, task.folder, "failed", message, _since(started))
+        return _failed(task, error, started)
+    finally:
+        if group is not None:
+            group.leave(member)
     return BatchResult(task.input, task.folder, "done", None, _since(started))
+
+
+def _model(config: dict):
+    """The model of ``config``, loaded once per worker process."""
+    key = (config["model"]["path"], config["model"]["device"])
+    if key not in _MODELS:
+        _MODELS[key] = load_configured_model(config)
+    return _MODELS[key]
+
+
+def _failed(task: BatchTask, error: Exception, started: float) -> BatchResult:
+    message = user_message(error) or f"{type(error).__name__}: {error}"
+    return BatchResult(task.input, task.folder, "failed", message, _since(started))
 
 
 def run_batch(
@@ -131,34 +175,41 @@ def run_batch(
     workers: int = 1,
     ray_address: str | None = None,
     progress: bool = True,
+    streams: int = 1,
 ) -> dict:
     """Separate every input into ``out_dir``; returns (and writes) the ``batch.json`` record.
 
     ``workers`` processes on this machine (1 = in this process); ``ray_address``: ``"local"``
     starts a local Ray cluster of ``workers`` CPUs, any other value joins that cluster
     (``ray.init(address=...)``); each Ray task takes one CPU. The model runs with
-    ``config["engine"]["threads"]`` threads in every worker.
+    ``config["engine"]["threads"]`` threads in every worker. ``streams`` > 1: each worker
+    task takes a group of that many inputs (of similar length, :func:`group_tasks`) and steps
+    them together, one batched torch call per hop (:func:`separate_group`); the files written
+    are the same.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = collect_inputs(inputs)
     results: list[BatchResult] = []
     tasks = []
+    # Batched steps run in torch: the engine's own backend is only built, never stepped.
+    task_config = config if streams <= 1 else _with_backend(config, "torch")
     for path, folder in zip(paths, output_folders(paths, out_dir)):
         if is_complete(folder):
             results.append(BatchResult(str(path), str(folder), "skipped"))
         else:
-            tasks.append(BatchTask(str(path), str(folder), tuple(cues), mode, config))
+            tasks.append(BatchTask(str(path), str(folder), tuple(cues), mode, task_config))
     bar = tqdm(
         total=len(paths), initial=len(results), desc="batch", unit="file", disable=not progress
     )
     runner = _ray_results if ray_address else _process_results
     started = time.perf_counter()
-    for result in runner(tasks, workers, ray_address):
-        results.append(result)
-        bar.update(1)
-        if result.status == "failed":
-            tqdm.write(f"failed: {result.input}: {result.error}")
+    for group in runner(group_tasks(tasks, streams), workers, ray_address):
+        for result in group:
+            results.append(result)
+            bar.update(1)
+            if result.status == "failed":
+                tqdm.write(f"failed: {result.input}: {result.error}")
     bar.close()
     order = {str(p): i for i, p in enumerate(paths)}
     results.sort(key=lambda r: order[r.input])
@@ -167,6 +218,7 @@ def run_batch(
         "cues": list(cues),
         "mode": mode,
         "workers": workers,
+        "streams": streams,
         "ray": ray_address,
         "wall_seconds": round(time.perf_counter() - started, 3),
         **{s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
@@ -178,21 +230,44 @@ def run_batch(
     return record
 
 
+def group_tasks(tasks: Sequence[BatchTask], streams: int) -> list[list[BatchTask]]:
+    """``tasks`` in groups of ``streams``, longest files first, so that the files of a group
+    end close together (a group's batch shrinks as its files end); a file whose length
+    cannot be read counts as empty (its task fails fast)."""
+    if streams <= 1:
+        return [[task] for task in tasks]
+    ordered = sorted(tasks, key=_input_seconds, reverse=True)
+    return [ordered[i : i + streams] for i in range(0, len(ordered), streams)]
+
+
+def _input_seconds(task: BatchTask) -> float:
+    import soundfile
+
+    try:
+        return float(soundfile.info(task.input).duration)
+    except Exception:  # noqa: BLE001 - any unreadable file: its task reports why
+        return 0.0
+
+
+def _with_backend(config: dict, backend: str) -> dict:
+    return {**config, "engine": {**config["engine"], "backend": backend}}
+
+
 def _process_results(
-    tasks: list[BatchTask], workers: int, _address: str | None
-) -> Iterator[BatchResult]:
-    if workers <= 1 or len(tasks) <= 1:
-        yield from map(separate_task, tasks)
+    groups: list[list[BatchTask]], workers: int, _address: str | None
+) -> Iterator[list[BatchResult]]:
+    if workers <= 1 or len(groups) <= 1:
+        yield from map(separate_group, groups)
         return
     # spawn, not fork: the parent may hold torch/OpenMP threads that a fork would break.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(separate_task, t) for t in tasks]):
+        for future in as_completed([pool.submit(separate_group, g) for g in groups]):
             yield future.result()
 
 
 def _ray_results(
-    tasks: list[BatchTask], workers: int, address: str | None
-) -> Iterator[BatchResult]:
+    groups: list[list[BatchTask]], workers: int, address: str | None
+) -> Iterator[list[BatchResult]]:
     try:
         import ray
     except ImportError as error:
@@ -204,8 +279,8 @@ def _ray_results(
         else:
             ray.init(address=address, log_to_driver=False)
     try:
-        remote: Callable = ray.remote(num_cpus=1)(separate_task)
-        pending = [remote.remote(task) for task in tasks]
+        remote: Callable = ray.remote(num_cpus=1)(separate_group)
+        pending = [remote.remote(group) for group in groups]
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             yield ray.get(finished[0])

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from rtsep.batch import is_complete, output_folders
 from rtsep.cli.main import main
+from rtsep.stems import EXAMPLE
 
 RATE = 16000
 CUES = ["speech", "music"]
@@ -46,8 +47,23 @@ def reference(inputs, tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
-def _cue_flags() -> list[str]:
-    return [flag for cue in CUES for flag in ("--cue", cue)]
+def _cue_flags(cues=CUES) -> list[str]:
+    return [flag for cue in cues for flag in ("--cue", cue)]
+
+
+@pytest.fixture(scope="module")
+def example_pieces(tmp_path_factory) -> Path:
+    """Real audio of different lengths: pieces of the shipped example (one of them stereo)
+    and a corrupt file."""
+    folder = tmp_path_factory.mktemp("pieces")
+    mixture, rate = sf.read(EXAMPLE, dtype="float32")
+    for name, start_s, seconds in [("long", 0.0, 2.5), ("short", 3.0, 0.6), ("mid", 5.0, 1.3)]:
+        piece = mixture[int(start_s * rate) : int((start_s + seconds) * rate)]
+        sf.write(folder / f"{name}.wav", piece, rate)
+    stereo = mixture[int(1.5 * rate) : int(3.5 * rate)]
+    sf.write(folder / "stereo.flac", np.stack([stereo, 0.5 * stereo], axis=1), rate)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00 this is not audio")
+    return folder
 
 
 def check_batch(out: Path, reference: dict[str, Path]) -> dict:
@@ -63,6 +79,8 @@ def check_batch(out: Path, reference: dict[str, Path]) -> dict:
         expected = json.loads((folder / "report.json").read_text())
         got = json.loads((Path(entry["folder"]) / "report.json").read_text())
         assert got["files"] == expected["files"]
+        changed = {key for key in expected.keys() | got.keys() if got.get(key) != expected.get(key)}
+        assert changed <= {"rtf", "backend"}, changed  # timing; torch-batched with --streams
         for name in expected["files"]:
             if name.endswith(".wav"):
                 a, _ = sf.read(folder / name, dtype="float32")
@@ -109,6 +127,21 @@ def test_batch_on_a_local_ray_cluster_matches_separate(inputs, reference, tmp_pa
     assert main(["batch", str(inputs), "--out", str(out), *flags]) == 1
     record = check_batch(out, reference)
     assert (record["done"], record["failed"], record["ray"]) == (4, 1, "local")
+
+
+@pytest.mark.parametrize("cues", [CUES, []], ids=["cues", "separate-everything"])
+def test_batched_streams_match_separate_for_files_of_different_lengths(
+    example_pieces, tmp_path, cues
+):
+    reference = {}
+    for path in sorted(example_pieces.glob("[!b]*")):
+        folder = reference[str(path)] = tmp_path / "separate" / path.stem
+        assert main(["separate", str(path), "--out", str(folder), *_cue_flags(cues)]) == 0
+    out = tmp_path / "out"
+    flags = ["--streams", "3", *_cue_flags(cues)]  # groups of 3 and 2, the corrupt one among them
+    assert main(["batch", str(example_pieces), "--out", str(out), *flags]) == 1
+    record = check_batch(out, reference)
+    assert (record["done"], record["failed"], record["streams"]) == (4, 1, 3)
 
 
 def test_batch_refuses_zero_workers(inputs, tmp_path, capsys):

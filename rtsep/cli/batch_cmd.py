@@ -30,6 +30,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "local, the CPUs of the local cluster",
     )
     batch.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        metavar="B",
+        help="files each worker separates together, one batched torch step per hop for all "
+        "B (default 1: one file at a time, the configured backend); same outputs",
+    )
+    batch.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -47,6 +55,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ValueError(f"--workers takes a whole number >= 1, not {args.workers}")
+    if args.streams < 1:
+        raise ValueError(f"--streams takes a whole number >= 1, not {args.streams}")
     config = effective_config(args)
     record = run_batch(
         args.inputs,
@@ -56,6 +66,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         mode=args.mode,
         workers=args.workers,
         ray_address=args.ray,
+        streams=args.streams,
     )
     print(
         f"{record['done']} done, {record['skipped']} skipped (complete), {record['failed']}"
