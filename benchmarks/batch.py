@@ -1,13 +1,17 @@
 """Throughput of ``rtsep batch``: seconds of audio separated per wall-clock second.
 
-    python -m benchmarks.batch [--files 8] [--seconds 10] [--workers 1 2] [--ray]
-        [--out benchmarks/results]
+    python -m benchmarks.batch [--files 8] [--seconds 10] [--workers 1 2] [--streams 1]
+        [--torch] [--ray] [--out benchmarks/results]
 
 Writes ``--files`` noise-and-tone files of ``--seconds`` each into a temporary folder, runs
 :func:`rtsep.batch.run_batch` over them (two cues, the shipped model, one model thread per
-worker) once per worker count (and on a local Ray cluster with ``--ray``), each into a fresh
-output folder, and reports wall time and audio seconds per second. Writes ``batch.json`` and
-``batch.md`` to ``--out``.
+worker) once per worker count and ``--streams`` value (files stepped together per worker,
+one batched torch call per hop), with ``--torch`` also one file at a time on the torch
+backend (what the batched step replaces; the configured backend is ``auto``), and on a
+local Ray cluster with ``--ray``, each into a fresh output folder; reports wall time and
+audio seconds per second. Runs in this process (one worker) come after a warm-up file, so the
+model load (about 2 s) is in none of them; worker processes load it in their time. Writes
+``NAME.json`` and ``NAME.md`` to ``--out`` (``--name``, default ``batch``).
 """
 
 from __future__ import annotations
@@ -47,22 +51,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per file (10)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1], help="files per step")
+    parser.add_argument("--torch", action="store_true", help="also streams 1 on torch")
     parser.add_argument("--ray", action="store_true", help="also on a local Ray cluster")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default="batch", help="stem of the result files (batch)")
     args = parser.parse_args(argv)
     config = load_config()
-    runs = [(w, None) for w in args.workers] + ([(max(args.workers), "local")] if args.ray else [])
+    runs = [(w, None, b, "auto") for w in args.workers for b in args.streams]
+    runs += [(w, None, 1, "torch") for w in args.workers] if args.torch else []
+    runs += [(max(args.workers), "local", 1, "auto")] if args.ray else []
     rows = []
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     with tempfile.TemporaryDirectory() as tmp:
         inputs = make_inputs(Path(tmp), args.files, args.seconds)
-        for workers, ray in runs:
-            out = Path(tmp) / f"out-{workers}-{ray}"
-            record = run_batch(inputs, out, config, CUES, None, workers, ray, progress=False)
+        run_batch(inputs[:1], Path(tmp) / "warm-up", config, CUES, progress=False)
+        for workers, ray, streams, backend in runs:
+            out = Path(tmp) / f"out-{workers}-{ray}-{streams}-{backend}"
+            run_config = {**config, "engine": {**config["engine"], "backend": backend}}
+            record = run_batch(inputs, out, run_config, CUES, None, workers, ray, False, streams)
             audio_seconds = args.files * args.seconds
             rows.append(
                 {
                     "workers": workers,
+                    "streams": streams,
+                    "backend": "torch (batched)" if streams > 1 else backend,
                     "ray": ray,
                     "done": record["done"],
                     "wall_seconds": record["wall_seconds"],
@@ -82,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "batch.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "# rtsep batch throughput",
         "",
@@ -90,17 +103,19 @@ def main(argv: list[str] | None = None) -> None:
         f" one model thread per worker; {results['date']}; {results['machine']};"
         f" load before {load_before}",
         f"- command: `{results['command']}`",
+        "- one worker runs in this process after a warm-up file (the model load, about 2 s, is"
+        " not timed); worker processes and Ray load it in their wall time",
         "",
-        "| workers | Ray | files done | wall (s) | audio s per s |",
-        "|---:|---|---:|---:|---:|",
+        "| workers | streams | backend | Ray | files done | wall (s) | audio s per s |",
+        "|---:|---:|---|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['workers']} | {r['ray'] or '-'} | {r['done']} | {r['wall_seconds']} |"
-        f" {r['audio_seconds_per_second']} |"
+        f"| {r['workers']} | {r['streams']} | {r['backend']} | {r['ray'] or '-'} | {r['done']} |"
+        f" {r['wall_seconds']} | {r['audio_seconds_per_second']} |"
         for r in rows
     ]
-    (args.out / "batch.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}/batch.json and batch.md")
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}/{args.name}.json and .md")
 
 
 if __name__ == "__main__":
