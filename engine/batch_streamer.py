@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model
+from .cuda_graph import CudaGraphHop
+from .streamer import HopAlignment
 
 
 class BatchStreamer:
@@ -28,10 +30,17 @@ class BatchStreamer:
         model: the separation model (16 kHz mono).
         cues: one entry per stream: a list of cue strings, or ``None`` for EDA.
         threads: torch CPU threads (``None`` leaves torch's setting alone).
+        cuda_graphs: step each hop by replaying a CUDA graph captured at the first hop
+            at start-up (:mod:`rtsep.engine.cuda_graph`) instead of eagerly; needs the model
+            on CUDA (``ValueError`` otherwise). Untested on a device so far.
     """
 
     def __init__(
-        self, model: Model, cues: Sequence[Sequence[str] | None], threads: int | None = 1
+        self,
+        model: Model,
+        cues: Sequence[Sequence[str] | None],
+        threads: int | None = 1,
+        cuda_graphs: bool = False,
     ) -> None:
         if not cues:
             raise ValueError("BatchStreamer needs at least one stream")
@@ -53,11 +62,12 @@ class BatchStreamer:
                 self._queries[b] = model.cue_queries(list(stream_cues)).to(device)
         self._state = model.network.init_state(self.streams, self.outputs)
         self._hop = model.hop_samples
-        self._lag = model.config.window_samples - model.hop_samples
-        self._pending = np.zeros((self.streams, 0), np.float32)
-        self._fed = 0
-        self._raw = 0
-        self._emitted = 0
+        lag = model.config.window_samples - model.hop_samples
+        self._alignment = HopAlignment(self._hop, lag, (self.streams,))
+        self._graph: CudaGraphHop | None = None
+        if cuda_graphs:
+            with torch.inference_mode():
+                self._graph = CudaGraphHop(model.network, self._state, self._hop_queries)
 
     @property
     def latency_samples(self) -> int:
@@ -69,37 +79,35 @@ class BatchStreamer:
         blocks = np.asarray(blocks, dtype=np.float32)
         if blocks.ndim != 2 or blocks.shape[0] != self.streams:
             raise ValueError(f"blocks must be [{self.streams}, samples], got {blocks.shape}")
-        self._fed += blocks.shape[1]
-        signal = np.concatenate([self._pending, blocks], axis=1)
-        whole = signal.shape[1] - signal.shape[1] % self._hop
-        self._pending = signal[:, whole:].copy()
-        return self._run(signal[:, :whole])
+        return self._run(self._alignment.whole_hops(blocks))
 
     def flush(self) -> np.ndarray:
         """Finish every stream: zero-pad the last hop plus one, return the rest."""
-        padding = np.zeros((self.streams, (-self._fed) % self._hop + self._hop), np.float32)
-        tail = self._run(np.concatenate([self._pending, padding], axis=1))
-        self._pending = np.zeros((self.streams, 0), np.float32)
-        return tail[..., : tail.shape[-1] - (self._emitted - self._fed)]
+        return self._alignment.trim(self._run(self._alignment.last_hops()))
 
     @torch.inference_mode()
     def _run(self, samples: np.ndarray) -> np.ndarray:
         if samples.shape[1] == 0:
             return np.zeros((self.streams, self.outputs, 0), np.float32)
-        network = self.model.network
         chunk = torch.from_numpy(samples).to(self.model.device)
-        pieces = []
-        for start in range(0, chunk.shape[1], self._hop):
-            queries = self._queries
-            if self._any_eda:
-                held = network.held_attractors(self._state)
-                queries = torch.where(self._eda[:, None, None], held, queries)
-            values = tuple(self._state[name] for name in STATE_NAMES)
-            out, *values = network.step_hop(chunk[:, start : start + self._hop], queries, *values)
-            self._state = dict(zip(STATE_NAMES, values))
-            pieces.append(out)
-        raw = torch.cat(pieces, dim=-1).cpu().numpy()
-        skip = max(0, self._lag - self._raw)
-        self._raw += raw.shape[-1]
-        self._emitted += raw.shape[-1] - skip
-        return raw[..., skip:]
+        pieces = [
+            self._step(chunk[:, start : start + self._hop])
+            for start in range(0, chunk.shape[1], self._hop)
+        ]
+        return self._alignment.align(torch.cat(pieces, dim=-1).cpu().numpy())
+
+    def _step(self, hop: torch.Tensor) -> torch.Tensor:
+        """``hop [B, hop]`` → ``output [B, N, hop]``; the state moves on by one hop."""
+        if self._graph is not None:  # its own state, advanced in place by every replay
+            return self._graph.step(hop).clone()
+        values = tuple(self._state[name] for name in STATE_NAMES)
+        out, *values = self.model.network.step_hop(hop, self._hop_queries(self._state), *values)
+        self._state = dict(zip(STATE_NAMES, values))
+        return out
+
+    def _hop_queries(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, N, E]``: the cue queries, and for EDA streams the attractors held now."""
+        if not self._any_eda:
+            return self._queries
+        held = self.model.network.held_attractors(state)
+        return torch.where(self._eda[:, None, None], held, self._queries)

@@ -10,6 +10,56 @@ from ..model import Model
 from .backends import Backend, make_backend
 
 
+class HopAlignment:
+    """The delay bookkeeping of a stream stepped in whole hops, time on the last axis.
+
+    :meth:`whole_hops` keeps what is not yet a whole hop and returns the rest; :meth:`align`
+    drops the raw output that precedes the input (the first ``lag`` samples, ``window - hop``);
+    :meth:`last_hops` is the kept input zero-padded to a whole hop plus one, and :meth:`trim`
+    cuts what that padding produced, so that every sample fed comes out exactly once.
+
+    Args:
+        hop: samples per hop.
+        lag: raw output samples before the first input sample.
+        leading: shape of the axes before time (``()`` one stream, ``(B,)`` B streams).
+    """
+
+    def __init__(self, hop: int, lag: int, leading: tuple[int, ...] = ()) -> None:
+        self.hop = hop
+        self._lag = lag
+        self._pending = np.zeros((*leading, 0), np.float32)  # input not yet a whole hop
+        self._fed = 0  # input samples received
+        self._raw = 0  # raw output samples produced
+        self._emitted = 0  # aligned output samples produced
+
+    def whole_hops(self, block: np.ndarray) -> np.ndarray:
+        """``block [..., samples]`` (any length) → the whole hops ready now ``[..., k * hop]``."""
+        self._fed += block.shape[-1]
+        signal = np.concatenate([self._pending, block], -1) if self._pending.size else block
+        whole = signal.shape[-1] - signal.shape[-1] % self.hop
+        self._pending = signal[..., whole:].copy()
+        return signal[..., :whole]
+
+    def last_hops(self) -> np.ndarray:
+        """The kept input zero-padded to complete the last hop plus one (to flush)."""
+        size = (-self._fed) % self.hop + self.hop
+        padding = np.zeros((*self._pending.shape[:-1], size), np.float32)
+        tail = np.concatenate([self._pending, padding], -1)
+        self._pending = self._pending[..., :0]
+        return tail
+
+    def align(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output ``[..., k * hop]`` → the part aligned with the input."""
+        skip = max(0, self._lag - self._raw)  # the first raw samples precede the input
+        self._raw += raw.shape[-1]
+        self._emitted += raw.shape[-1] - skip
+        return raw[..., skip:]
+
+    def trim(self, tail: np.ndarray) -> np.ndarray:
+        """The aligned output of :meth:`last_hops` without what the padding produced."""
+        return tail[..., : tail.shape[-1] - (self._emitted - self._fed)]
+
+
 class Streamer:
     """Separates a stream fed in blocks of any size, with the model's state carried across.
 
@@ -42,12 +92,8 @@ class Streamer:
         self.cues = list(cues) if cues else None
         queries = model.cue_queries(self.cues).cpu().numpy() if self.cues else None
         self.backend.reset(queries)
-        self._hop = model.hop_samples
-        self._lag = model.config.window_samples - model.hop_samples  # raw stream lag
-        self._pending = np.zeros(0, np.float32)  # input not yet a whole hop
-        self._fed = 0  # input samples received
-        self._raw = 0  # raw output samples produced
-        self._emitted = 0  # aligned output samples produced
+        lag = model.config.window_samples - model.hop_samples  # raw stream lag
+        self._alignment = HopAlignment(model.hop_samples, lag)
 
     @property
     def latency_samples(self) -> int:
@@ -61,27 +107,16 @@ class Streamer:
     def process(self, block: np.ndarray) -> np.ndarray:
         """``block float32 [samples]`` (any length, even 0) → ``float32 [outputs, ready]``."""
         block = np.asarray(block, dtype=np.float32).reshape(-1)
-        self._fed += block.shape[0]
-        signal = np.concatenate([self._pending, block]) if self._pending.size else block
-        whole = signal.shape[0] - signal.shape[0] % self._hop
-        self._pending = signal[whole:].copy()
-        return self._run(signal[:whole])
+        return self._run(self._alignment.whole_hops(block))
 
     def flush(self) -> np.ndarray:
         """Finish the stream: zero-pad to complete the last hop plus one, return the rest.
 
         After ``flush`` the streamer has returned exactly as many samples as it was fed.
         """
-        padding = np.zeros((-self._fed) % self._hop + self._hop, np.float32)
-        tail = self._run(np.concatenate([self._pending, padding]))
-        self._pending = np.zeros(0, np.float32)
-        return tail[:, : tail.shape[1] - (self._emitted - self._fed)]
+        return self._alignment.trim(self._run(self._alignment.last_hops()))
 
     def _run(self, samples: np.ndarray) -> np.ndarray:
         if samples.shape[0] == 0:
             return np.zeros((self.outputs, 0), np.float32)
-        raw = self.backend.step(samples)
-        skip = max(0, self._lag - self._raw)  # the first raw samples precede the input
-        self._raw += raw.shape[1]
-        self._emitted += raw.shape[1] - skip
-        return raw[:, skip:]
+        return self._alignment.align(self.backend.step(samples))

@@ -71,3 +71,8 @@ def test_batched_streams_equal_separate_streamers(model, cues):
 def test_streams_with_different_output_counts_are_refused(model):
     with pytest.raises(ValueError, match="same number of outputs"):
         BatchStreamer(model, [["speech"], ["speech", "music"]])
+
+
+def test_cuda_graphs_are_refused_for_a_model_on_the_cpu(model):
+    with pytest.raises(ValueError, match="CUDA graphs need the model on a CUDA device"):
+        BatchStreamer(model, [["speech"]], cuda_graphs=True)

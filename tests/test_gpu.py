@@ -75,3 +75,22 @@ def test_batched_streams_on_cuda_equal_single_streams_on_cpu(models):
         single = Streamer(cpu, stream_cues)
         reference = np.concatenate([single.process(batch[b]), single.flush()], axis=1)
         assert np.abs(together[b] - reference).max() / np.abs(reference).max() < TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "cues",
+    [[["speech", "music"]], [None, ["speech", "music", "env", "speech"], None]],
+    ids=["one-stream-cues", "eda-beside-cues"],
+)
+def test_cuda_graph_step_equals_eager_step_over_200_hops(models, cues):
+    _, gpu = models
+    hop = gpu.hop_samples
+    batch = np.stack([np.concatenate(chunks(200, hop)) * (1 + b) for b in range(len(cues))])
+    outputs = []
+    for graphs in (False, True):
+        streamer = BatchStreamer(gpu, cues, cuda_graphs=graphs)
+        pieces = [streamer.process(batch[:, i * hop : (i + 1) * hop]) for i in range(200)]
+        outputs.append(np.concatenate([*pieces, streamer.flush()], axis=2))
+    eager, graphed = outputs
+    assert graphed.shape == eager.shape
+    assert np.abs(graphed - eager).max() / np.abs(batch).max() < TOLERANCE
