@@ -5,7 +5,8 @@
 #   echo /.device/ >> .git/info/exclude
 # then the device tool's run with carry [".device"] and the command
 #   INIT=shipped bash scripts/device_session.sh 300
-# It checks the GPU path (pytest -m gpu), measures streams per GPU (benchmarks/streams.py),
+# It checks the GPU path (pytest -m gpu), measures streams per GPU (benchmarks/streams.py:
+# eager, then with CUDA graphs; the B = 1 rows are the per-hop latency with and without),
 # then continues training the model for TRAIN_SECONDS (default 300) on the corpus subset and
 # brings back best.pt, its log and every result file under $OUT.
 set -uo pipefail
@@ -22,8 +23,10 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$out/
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt"
 python3 -m pytest -q -m gpu tests/test_gpu.py tests/test_train.py -p no:cacheprovider 2>&1 \
     | tee "$out/pytest_gpu.log" | tail -5
-python3 -m benchmarks.streams --device cuda --batches 1 16 64 256 1024 --seconds 2 --out "$out" \
-    2>&1 | tail -2
+for graphs in "" --cuda-graphs; do
+    python3 -m benchmarks.streams --device cuda $graphs --batches 1 16 64 256 1024 --seconds 2 \
+        --out "$out" 2>&1 | tail -2
+done
 run=/tmp/rtsep-run
 mkdir -p "$run" && cp .device/phrasings.pt "$run/"
 python3 -m rtsep.cli.main train --settings rtsep/train/v2_gpu.toml --corpus .device/corpus \
