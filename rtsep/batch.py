@@ -114,7 +114,10 @@ def separate_group(tasks: Sequence[BatchTask]) -> list[BatchResult]:
     from .engine.step_group import StepGroup
 
     try:
-        group = StepGroup(_model(tasks[0].config), len(tasks))
+        model = _model(tasks[0].config)
+        if tasks[0].cues:  # encoded once here, before the threads would race to load the encoder
+            model.cue_queries(list(tasks[0].cues))
+        group = StepGroup(model, len(tasks))
     except Exception as error:  # noqa: BLE001 - reported per file, as separate_task does
         return [_failed(task, error, time.perf_counter()) for task in tasks]
     with ThreadPoolExecutor(len(tasks), thread_name_prefix="rtsep-batch") as pool:

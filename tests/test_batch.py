@@ -112,9 +112,11 @@ def test_batch_in_process_matches_separate_reports_failures_and_resumes(
     assert record["inputs"][0]["status"] == "done"
 
 
-def test_batch_with_two_worker_processes_matches_separate(inputs, reference, tmp_path):
+@pytest.mark.parametrize("streams", ["1", "2"])
+def test_batch_with_two_worker_processes_matches_separate(inputs, reference, tmp_path, streams):
     out = tmp_path / "out"
-    assert main(["batch", str(inputs), "--out", str(out), "--workers", "2", *_cue_flags()]) == 1
+    flags = ["--workers", "2", "--streams", streams, *_cue_flags()]
+    assert main(["batch", str(inputs), "--out", str(out), *flags]) == 1
     record = check_batch(out, reference)
     assert (record["done"], record["failed"]) == (4, 1)
 

@@ -1,13 +1,18 @@
-"""Many streams in one batched step give what each stream gives alone."""
+"""Many streams in one batched step give what each stream gives alone (BatchStreamer, and
+the StepGroup that batches engines of files)."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 from architectures import ARCHITECTURES, model_of
 
 import rtsep
-from rtsep.engine import BatchStreamer, Streamer
+from rtsep.engine import BatchStreamer, Streamer, TorchBackend
+from rtsep.engine.backends import cue_outputs, eda_outputs
+from rtsep.engine.step_group import StepGroup
 
 TOLERANCE = 1e-4  # max abs error / max abs reference, per stream
 
@@ -76,3 +81,49 @@ def test_streams_with_different_output_counts_are_refused(model):
 def test_cuda_graphs_are_refused_for_a_model_on_the_cpu(model):
     with pytest.raises(ValueError, match="CUDA graphs need the model on a CUDA device"):
         BatchStreamer(model, [["speech"]], cuda_graphs=True)
+
+
+def run_members(group: StepGroup, specs, signals: list[np.ndarray]) -> list:
+    """One thread per signal, each a member of ``group`` stepping its signal hop by hop and
+    leaving when it ends; returns each thread's output or the exception it raised."""
+    results: list = [None] * len(signals)
+
+    def stream(index: int) -> None:
+        member = group.join(specs)
+        try:
+            results[index] = member.step(signals[index])
+        except Exception as error:  # noqa: BLE001 - returned to the test
+            results[index] = error
+        finally:
+            group.leave(member)
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(len(signals))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a member is still waiting"
+    return results
+
+
+@pytest.mark.parametrize("cues", [["speech", "music"], None], ids=["cues", "eda"])
+def test_step_group_members_of_different_lengths_equal_torch_backends_alone(model, cues):
+    hop = model.hop_samples
+    queries = model.cue_queries(cues).numpy() if cues else None
+    specs = cue_outputs(queries) if cues else eda_outputs(model)
+    streams = [s[: hops * hop] for s, hops in zip(signals(3, 40 * hop), (40, 7, 23))]
+    together = run_members(StepGroup(model, len(streams)), specs, streams)
+    for signal, got in zip(streams, together):
+        alone = TorchBackend(model)
+        alone.reset(queries)
+        expected = alone.step(signal)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() / np.abs(expected).max() < TOLERANCE
+
+
+def test_a_failing_batched_step_fails_every_member_instead_of_hanging(model, monkeypatch):
+    group = StepGroup(model, 2)
+    monkeypatch.setattr(group, "_step", lambda members: 1 / 0)
+    streams = list(signals(2, 4 * model.hop_samples))
+    results = run_members(group, eda_outputs(model), streams)
+    assert all(isinstance(r, RuntimeError) and "division by zero" in str(r) for r in results)
