@@ -11,7 +11,10 @@ hop, so the rows are exactly what each stream computes alone, members may leave 
 (a finished or failed stream) and the batch shrinks with them.
 
 All members must be at the same hop (the network's ``frame_index`` is one value for the whole
-batch): they join before the first hop and then step in lock-step.
+batch): they join before the first hop and then step in lock-step. ``rtsep batch --streams``
+(:func:`rtsep.batch.separate_group`) gives each file's engine its member through
+``run_file``'s ``on_start`` hook, before the first hop. On a GPU every hop copies the states to
+the device and back (:class:`~rtsep.engine.BatchStreamer` keeps them there).
 """
 
 from __future__ import annotations

@@ -23,11 +23,16 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from .errors import user_message
 from .loading import load_configured_model
+
+if TYPE_CHECKING:
+    from .engine.runtime import Engine
+    from .engine.step_group import StepGroup
 
 #: File suffixes a folder given as input is searched for (recursively).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aif", ".aiff", ".mp3")
@@ -124,14 +129,15 @@ def separate_group(tasks: Sequence[BatchTask]) -> list[BatchResult]:
         return list(pool.map(lambda task: _separate(task, group), tasks))
 
 
-def _separate(task: BatchTask, group) -> BatchResult:
-    """One input, alone (``group`` None) or as a member of a step group."""
+def _separate(task: BatchTask, group: StepGroup | None) -> BatchResult:
+    """One input, alone (``group`` None) or as a member of a step group: its engine's backend
+    is swapped for a group member before the first hop (``run_file``'s ``on_start``)."""
     from .stems import read_input, separate_to_folder
 
     started = time.perf_counter()
     member = None
 
-    def join_group(engine) -> None:
+    def join_group(engine: Engine) -> None:
         nonlocal member
         member = engine.backend = group.join(engine.backend.specs)
 
