@@ -586,7 +586,12 @@ class Engine:
             return self.model.attractor_labels(attractor[None], directions)[0]
 
         return AttractorTracker(
-            self.max_sources, c.match_threshold, c.birth_decodes, c.death_decodes, label_of
+            self.max_sources,
+            c.match_threshold,
+            c.birth_decodes,
+            c.death_decodes,
+            label_of,
+            count_of=self.model.calibration.source_count,
         )
 
 

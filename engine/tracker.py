@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..model.calibration import DEFAULT_EXISTENCE_THRESHOLD
+
 UNASSIGNED = -1
 
 
@@ -44,6 +46,8 @@ class AttractorTracker:
         birth_decodes: consecutive matched decodes before a channel becomes audible.
         death_decodes: consecutive unmatched decodes before a channel is freed.
         label_of: names an attractor ``[E]`` (the best-matching label), for events and UIs.
+        count_of: number of active slots from one decode's existence probabilities ``[S]``
+            (the model's calibrated stopping rule); default: slots while existence ≥ 0.5.
         smoothing: weight of the new attractor in a channel's running reference (0..1).
     """
 
@@ -55,12 +59,14 @@ class AttractorTracker:
         death_decodes: int = 25,
         label_of: Callable[[np.ndarray], str] | None = None,
         smoothing: float = 0.2,
+        count_of: Callable[[np.ndarray], int] | None = None,
     ) -> None:
         self.channels = [Channel() for _ in range(channels)]
         self.match_threshold = match_threshold
         self.birth_decodes = birth_decodes
         self.death_decodes = death_decodes
         self.label_of = label_of or (lambda _: "")
+        self.count_of = count_of or _count_above_default
         self.smoothing = smoothing
         self.assignment = np.full(channels, UNASSIGNED, dtype=np.int64)
 
@@ -78,9 +84,9 @@ class AttractorTracker:
 
         Updates :attr:`assignment` (channel → slot, or ``UNASSIGNED``) and returns the births
         and deaths this decode caused. A slot is active while it and every slot before it
-        have existence ≥ 0.5 (EDA stops decoding at the first absent attractor).
+        pass the stopping rule ``count_of`` (EDA stops decoding at the first absent attractor).
         """
-        active = int(np.cumprod(existence >= 0.5).sum())
+        active = self.count_of(existence)
         slots = _unit(attractors[: min(active, len(self.channels))])
         tracked = [i for i, c in enumerate(self.channels) if c.reference is not None]
         matched_slots: set[int] = set()
@@ -135,6 +141,10 @@ class AttractorTracker:
             channel.reference = mixed / max(np.linalg.norm(mixed), 1e-9)
         if channel.alive:
             channel.label = self.label_of(channel.reference)
+
+
+def _count_above_default(existence: np.ndarray) -> int:
+    return int(np.cumprod(np.asarray(existence) >= DEFAULT_EXISTENCE_THRESHOLD).sum())
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -28,7 +28,6 @@ from rtsep.evaluate import (
 )
 from rtsep.evaluate.metrics import CLAMP_DB, matched_or_mixture
 from rtsep.evaluate.quality import extraction_items
-from rtsep.evaluate.stream import source_count
 from rtsep.model import ModelConfig
 
 RATE_HZ = 16000
@@ -155,12 +154,6 @@ def test_confusion_matrix_counts_add_up_and_reject_unknown_values():
     assert np.trace(matrix[:, 1:]) == 3  # found == true
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix([5], [1], rows=[1, 2, 3], columns=[0, 1])
-
-
-def test_source_count_stops_at_the_first_slot_below_one_half():
-    assert source_count(np.array([0.9, 0.8, 0.2, 0.9, 0.1]), max_sources=4) == 2
-    assert source_count(np.array([0.4, 0.9, 0.9, 0.9, 0.9]), max_sources=4) == 0
-    assert source_count(np.array([0.9, 0.9, 0.9, 0.9, 0.9]), max_sources=4) == 4
 
 
 def test_summary_of_no_values_has_no_statistics():

@@ -22,6 +22,7 @@ COMMAND_MODULES = {
     "config": "info_cmd",
     "export": "info_cmd",
     "evaluate": "evaluate_cmd",
+    "calibrate": "evaluate_cmd",
     "bench": "bench_cmd",
     "train": "train_cmd",
 }

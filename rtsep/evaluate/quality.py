@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..bench.machine import git_commit
 from ..cues import HELD_OUT_PHRASINGS
 from ..data import Corpus, Mixture, MixtureSimulator, split_entries, validation_sources
+from ..data.split import Part
 from ..engine.runtime import EngineConfig
 from ..model import Model
 from .consistency import DEFAULT_SCENE_SECONDS, evaluate_consistency
@@ -35,7 +36,7 @@ from .metrics import (
     summarize,
 )
 from .oracle import OracleMask
-from .stream import StreamRunner, source_count
+from .stream import StreamRunner
 
 DEFAULT_MIXTURES = 100  # per condition
 DEFAULT_SEED = 7
@@ -60,8 +61,9 @@ RULES = {
     "text_cue": "held-out phrasings (rtsep.cues.HELD_OUT_PHRASINGS, never used in training),"
     " used in turn: mixture k of a class gets phrasing k mod 3",
     "source_count": "EDA existence probabilities at the last attractor grid point inside the"
-    " mixture; slots 0, 1, ... are active while existence >= 0.5 (the decoder's stopping"
-    " rule); count = number of active slots (at most max_sources)",
+    " mixture; slots 0, 1, ... are active while slot k's existence >= its threshold (the"
+    " decoder's stopping rule: the model's calibrated thresholds, 0.5 when uncalibrated);"
+    " count = number of active slots (at most max_sources)",
     "separation": "the active slots' streamed outputs are matched one-to-one to the reference"
     " sources by the assignment maximising total SI-SNR (Hungarian); a reference left without"
     " an estimate (too few slots) is scored with the mixture as its estimate, i.e. 0 dB"
@@ -69,8 +71,8 @@ RULES = {
     " separately)",
     "attractor_matching": "for every active attractor matched to a reference source (as in"
     " separation; 1-3 source mixtures), the label whose cue embedding is nearest by cosine"
-    " (model.attractor_labels on the attractor at the last grid point) against the class of"
-    " that source",
+    " plus the label's calibrated offset (model.attractor_labels on the attractor at the last"
+    " grid point) against the class of that source",
     "oracle_irm": "ideal ratio mask |P_j| / sum_i |P_i| at the model's STFT (causal, sqrt-Hann,"
     " window 256, hop 128) applied to the mixture; parts = sources (separation) or target and"
     " rest (extraction): an upper bound for a real magnitude mask",
@@ -113,14 +115,7 @@ def evaluate_quality(
     if mixtures < 1:
         raise ValueError(f"mixtures must be at least 1, got {mixtures}")
     started = time.perf_counter()
-    corpus = open_corpus(corpus_root, model.sample_rate)
-    simulator = partial(
-        MixtureSimulator,
-        split_entries(corpus, "validation"),
-        corpus=corpus,
-        sample_rate=model.sample_rate,
-        segment_seconds=segment_seconds,
-    )
+    simulator = split_simulator(corpus_root, "validation", model.sample_rate, segment_seconds)
     runner = StreamRunner(model, backend, threads)
     oracle = OracleMask(model.config)
     total = mixtures * (len(model.labels) + len(COUNT_CONDITIONS) + 1)
@@ -183,6 +178,21 @@ def evaluate_quality(
         "machine": _machine(),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+
+
+def split_simulator(
+    corpus_root: str | Path, part: Part, sample_rate_hz: int, segment_seconds: float
+) -> partial[MixtureSimulator]:
+    """A :class:`MixtureSimulator` factory over one split part of the corpus at ``corpus_root``
+    (the remaining arguments: source counts, seed, length)."""
+    corpus = open_corpus(corpus_root, sample_rate_hz)
+    return partial(
+        MixtureSimulator,
+        split_entries(corpus, part),
+        corpus=corpus,
+        sample_rate=sample_rate_hz,
+        segment_seconds=segment_seconds,
+    )
 
 
 def open_corpus(root: str | Path, sample_rate_hz: int) -> Corpus:
@@ -278,7 +288,7 @@ def _unknown_count(
         for index in range(len(simulator)):
             item = simulator[index]
             streamed = runner.run(item.mixture)
-            count = source_count(streamed.existence, max_sources)
+            count = model.calibration.source_count(streamed.existence)
             true_counts.append(n)
             found_counts.append(count)
             active = streamed.outputs[:count]
@@ -376,6 +386,7 @@ def _model_facts(model: Model, checkpoint: str | None) -> dict:
         "latency_samples": model.latency_samples,
         "max_sources": model.config.max_sources,
         "labels": model.labels,
+        "calibration": model.metadata.get("calibration"),
     }
 
 

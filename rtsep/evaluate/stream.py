@@ -51,13 +51,3 @@ class StreamRunner:
         attractors = np.array(streamer.backend.attractors, dtype=np.float32)
         tail = streamer.flush()
         return StreamPass(np.concatenate([head, tail], axis=1), existence, attractors)
-
-
-def source_count(existence: np.ndarray, max_sources: int) -> int:
-    """Sources found by the EDA stopping rule: slots ``0, 1, …`` while existence ≥ 0.5.
-
-    ``existence [max_sources + 1]``; the count is at most ``max_sources`` (the slots that
-    have an output).
-    """
-    active = np.asarray(existence[:max_sources]) >= 0.5
-    return int(np.cumprod(active).sum())

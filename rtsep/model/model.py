@@ -11,6 +11,7 @@ import torch
 
 from ..cues import shared_text_encoder
 from .architectures import build_network
+from .calibration import Calibration
 from .config import ModelConfig
 from .network import StreamingNetwork
 
@@ -54,6 +55,10 @@ class Model:
         self.network = network.eval()
         self.metadata = metadata or {}
         self._cue_cache: dict[str, torch.Tensor] = {}
+        #: Stopping thresholds and naming offsets (uncalibrated unless the checkpoint has them).
+        self.calibration = Calibration.from_metadata(
+            self.metadata, self.config.max_sources, len(self.config.labels)
+        )
 
     # ----------------------------------------------------------------- facts
     @property
@@ -134,7 +139,8 @@ class Model:
     def attractor_labels(
         self, attractors: np.ndarray | torch.Tensor, directions: np.ndarray | None = None
     ) -> list[str]:
-        """Best-matching label (cosine similarity) for each attractor row ``[n, E]``.
+        """Best-matching label for each attractor row ``[n, E]``: the largest cosine similarity
+        plus the label's calibrated offset (:attr:`calibration`).
 
         Numpy, with ``directions`` (:meth:`label_directions`) taken once by callers on the
         audio path: the engine names attractors at every decode, where the earlier torch
@@ -146,7 +152,7 @@ class Model:
         if directions is None:
             directions = self.label_directions()
         similarity = np.asarray(attractors, dtype=np.float32) @ directions.T
-        return [self.labels[i] for i in similarity.argmax(-1).tolist()]
+        return [self.labels[i] for i in self.calibration.best_labels(similarity).tolist()]
 
     # ----------------------------------------------------------------- separation
     def separate(self, mixture: np.ndarray, cues: Sequence[str] | None = None) -> Separation:
@@ -172,7 +178,9 @@ class Model:
         if cues:
             return Separation(sources, [str(c) for c in cues], list(range(len(cues))))
         existence = torch.sigmoid(out.existence_logits[0, :, : self.config.max_sources]).T  # [S, G]
-        active = [s for s in range(self.config.max_sources) if bool((existence[s] >= 0.5).any())]
+        thresholds = torch.tensor(self.calibration.existence_thresholds, device=existence.device)
+        passed = (existence >= thresholds[:, None]).any(1)  # [S]
+        active = [s for s in range(self.config.max_sources) if bool(passed[s])]
         mean_attractors = out.attractors[0, :, : self.config.max_sources].mean(0)
         labels = self.attractor_labels(mean_attractors)
         return Separation(
