@@ -318,10 +318,12 @@ class Trainer:
 
         SI-SNRi in float64, uncapped. Mixtures of one source, and label cues whose class is the
         whole mixture, are skipped: the mixture is then its own target and there is no
-        improvement to measure.
+        improvement to measure. ``validation_absent_db`` is the mean output level, in dB re the
+        mixture, of a label cue for a class that is absent from the mixture (logged only; the
+        best checkpoint is chosen by EDA + label SI-SNRi).
         """
         network = self._scored_network().eval()
-        eda_gain, cue_gain, count_correct = [], [], []
+        eda_gain, cue_gain, count_correct, absent_db = [], [], [], []
         for index in range(len(self.validation_set)):
             item = self.validation_set[index]
             batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
@@ -334,6 +336,11 @@ class Trainer:
             existence = torch.sigmoid(out.existence_logits[0, -1])
             found = int((existence >= 0.5).int().cumprod(0).sum())
             count_correct.append(found == n)
+            missing = [k for k, label in enumerate(self.labels) if label not in item.labels]
+            if missing:
+                ids = torch.tensor(missing[index % len(missing) :][:1], device=self.device)
+                estimate = network(batch["mixture"], network.cues.embed_labels(ids)[None]).sources
+                absent_db.append(float(silence_loss(estimate.double(), mixture[:, 0])[0, 0]))
             if n < 2:
                 continue
             baseline = -torch.diagonal(
@@ -359,6 +366,7 @@ class Trainer:
             "validation_eda_si_snri": round(float(np.mean(eda_gain)), 3),
             "validation_label_si_snri": round(float(np.mean(cue_gain)), 3) if cue_gain else None,
             "validation_count_accuracy": round(float(np.mean(count_correct)), 3),
+            "validation_absent_db": round(float(np.mean(absent_db)), 2) if absent_db else None,
         }
         score = (scores["validation_label_si_snri"] or 0) + scores["validation_eda_si_snri"]
         self._log({"step": self.step, **scores})
