@@ -128,6 +128,8 @@ def main() -> None:
     training["total_steps"] = sum(stage["steps"] for stage in stages)
     training["wall_time_s"] = round(sum(stage["wall_time_s"] for stage in stages), 1)
     metadata = {"training": training, "evaluation": evaluation_summary(results)}
+    if "calibration" in model.metadata:  # rtsep calibrate's rules: the evaluation used them
+        metadata["calibration"] = model.metadata["calibration"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out, metadata)
     size_mb = args.out.stat().st_size / 1e6
