@@ -1,10 +1,12 @@
 """What the live benchmarks share: a JACK dummy-driver server, a C client (``jack_metro``)
 playing into ``rtsep live``, and ``rtsep live`` itself as a child process.
 
-Everything runs as separate processes, as a user runs them: ``jackd --no-realtime -d dummy``,
-``jack_metro`` (clicks, a JACK client written in C, so it is never the late one) patched into
-the PortAudio input of ``rtsep live``, and ``rtsep live --control`` so the benchmark can read
-the engine's counters over the control channel.
+Everything runs as separate processes, as a user runs them: ``jackd -R -d dummy`` (real-time
+scheduling, jackd's default priority 10, as on a tuned audio machine; ``--no-realtime`` where
+the OS does not allow it or the caller asks), ``jack_metro`` (clicks, a JACK client written in
+C, so it is never the late one) patched into the PortAudio input of ``rtsep live``, and
+``rtsep live --control`` so the benchmark can read the engine's counters over the control
+channel.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rtsep.bench.machine import cpu_model, free_port, git_commit
+from rtsep.engine.realtime import realtime_allowed
 
 
 class JackDummy:
-    """``jackd`` on the dummy driver under a unique name; ``env`` points clients at it."""
+    """``jackd`` on the dummy driver under a unique name; ``env`` points clients at it.
 
-    def __init__(self, rate_hz: int, period_frames: int) -> None:
+    ``realtime``: ask for ``-R`` (SCHED_FIFO); granted only where this process may use
+    SCHED_FIFO (a jackd refused it keeps "real-time mode" without it and overruns nearly
+    every cycle), else ``--no-realtime``. ``self.realtime`` says which ran."""
+
+    def __init__(self, rate_hz: int, period_frames: int, realtime: bool = True) -> None:
         if shutil.which("jackd") is None:
             raise SystemExit("jackd is not installed: apt-get install -y jackd2 libportaudio2")
         self.name = f"rtsep-bench-{os.getpid()}"
@@ -37,7 +44,9 @@ class JackDummy:
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
         self.env["JACK_NO_AUDIO_RESERVATION"] = "1"
         self._log = tempfile.TemporaryFile()
-        command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy"]
+        self.realtime = realtime and realtime_allowed()
+        scheduling = "-R" if self.realtime else "--no-realtime"
+        command = ["jackd", "-n", self.name, scheduling, "-d", "dummy"]
         command += ["-r", str(rate_hz), "-p", str(period_frames), "-C", "2", "-P", "2"]
         self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=self._log)
         done = subprocess.run(
@@ -89,6 +98,30 @@ class JackDummy:
             for path in Path("/dev/shm").glob("jack*"):
                 if path.is_file():
                     path.unlink(missing_ok=True)
+
+
+def scheduling(pid: int) -> dict[str, int]:
+    """How the threads of process ``pid`` are scheduled now: ``{"NAME CLASS PRIO": count}``
+    (``ps``: TS normal, FF SCHED_FIFO, RR SCHED_RR; PRIO "-" when not real-time)."""
+    out = subprocess.run(
+        ["ps", "-L", "-o", "comm=,cls=,rtprio=", "-p", str(pid)], capture_output=True, text=True
+    ).stdout
+    threads: dict[str, int] = {}
+    for line in out.splitlines():
+        key = " ".join(line.split())
+        threads[key] = threads.get(key, 0) + 1
+    return threads
+
+
+def cpu_jiffies() -> dict[str, int]:
+    """All CPUs' time so far from ``/proc/stat``, in clock ticks: ``busy``, ``idle`` and
+    ``steal`` (time a virtual machine's CPUs wanted to run but the host ran something else:
+    no scheduling inside the guest, real-time or not, can win it back)."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return {"busy": busy, "idle": idle + iowait, "steal": steal}
 
 
 def start_metro(server: JackDummy) -> subprocess.Popen:
@@ -190,10 +223,15 @@ def end_all(server: JackDummy, *children: subprocess.Popen | None) -> None:
 
 
 def write_results(
-    name: str, argv: list[str], results: dict, markdown: Callable[[dict], str], out: Path
+    name: str,
+    argv: list[str],
+    results: dict,
+    markdown: Callable[[dict], str],
+    out: Path,
+    stem: str | None = None,
 ) -> None:
-    """Add the date, command and machine to ``results``; write NAME.json and NAME.md into
-    ``out`` and print the Markdown."""
+    """Add the date, command and machine to ``results``; write STEM.json and STEM.md into
+    ``out`` (``stem`` defaults to ``name``, the benchmark's module) and print the Markdown."""
     results = {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -207,6 +245,7 @@ def write_results(
         **results,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(results))
+    stem = stem or name
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))

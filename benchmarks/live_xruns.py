@@ -4,11 +4,15 @@ Runs ``rtsep live`` on a JACK dummy-driver server (``--rate``, default 48 kHz; `
 default 128 frames; block = period) extracting one cue, with ``jack_metro`` (a C client)
 playing into its input, for ``--seconds`` (default 60), once per audio backend (``--audio``,
 default both: rtmixer's C callback, then sounddevice's Python callback; ``none``: jack_metro
-alone, the baseline of what the loaded machine does to JACK). Per run it records
-what ``rtsep live`` reports when stopped (deadline misses, PortAudio xruns, dropped samples),
-the server's own count of late cycles ("Process error") and which clients it named as late,
-plus the load average before and after. Writes ``live_xruns.json`` and ``live_xruns.md`` to
-``--out``. Numbers, not a test: the machine's load decides much of them; nothing fails.
+alone, the baseline of what the machine does to JACK). By default jackd runs with real-time
+scheduling and so does the engine's worker (``[io] worker_priority = 1``), where the OS allows it;
+``--no-realtime`` runs both with normal scheduling (jackd ``--no-realtime``, worker priority
+0). Per run it records what ``rtsep live`` reports when stopped (deadline misses, PortAudio
+xruns, dropped samples), the server's own count of late cycles ("Process error") and which
+clients it named as late, how the threads of jackd, jack_metro and ``rtsep live`` were
+scheduled, plus the load average before and after. Writes ``NAME.json`` and ``NAME.md`` to
+``--out`` (``--name``, default ``live_xruns``). Numbers, not a test: the machine's load
+decides much of them; nothing fails.
 """
 
 from __future__ import annotations
@@ -21,16 +25,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import tomllib
+
 from benchmarks.live_jack import (
     JackDummy,
+    cpu_jiffies,
     end_all,
     patch_metro_into_live,
+    scheduling,
     start_live,
     start_metro,
     stop_live,
     summary_counts,
     write_results,
 )
+from rtsep.config import to_toml
+
+#: SCHED_FIFO priority of the engine's worker in the real-time runs: below JACK's clients.
+WORKER_PRIORITY = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,33 +62,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, help="a TOML file for rtsep live (e.g. [engine] safety_ms)"
     )
+    parser.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="jackd --no-realtime and the worker at normal scheduling (the 'before')",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--name", default="live_xruns", help="file names NAME.json, NAME.md")
     args = parser.parse_args(argv)
     runs = [
-        run_one(args.rate, args.period, args.seconds, audio, args.config) for audio in args.audio
+        run_one(args.rate, args.period, args.seconds, audio, args.config, args.realtime)
+        for audio in args.audio
     ]
     results = {"rate_hz": args.rate, "period_frames": args.period, "runs": runs}
-    write_results("live_xruns", argv or sys.argv[1:], results, markdown, args.out)
+    write_results("live_xruns", argv or sys.argv[1:], results, markdown, args.out, args.name)
     return 0
 
 
 def run_one(
-    rate_hz: int, period: int, seconds: float, audio: str, config: Path | None = None
+    rate_hz: int,
+    period: int,
+    seconds: float,
+    audio: str,
+    config: Path | None = None,
+    realtime: bool = True,
 ) -> dict:
-    server = JackDummy(rate_hz, period)
+    server = JackDummy(rate_hz, period, realtime)
     metro = live = None
     try:
         metro = start_metro(server)
         with tempfile.TemporaryDirectory() as folder:
             log_path = Path(folder) / "live.log"
             if audio != "none":
-                live, _ = start_live(server, log_path, audio, config)
+                priority = WORKER_PRIORITY if realtime else 0
+                live_config = worker_config(config, Path(folder), priority)
+                live, _ = start_live(server, log_path, audio, live_config)
                 patch_metro_into_live(server)
             before = server.counts()
-            load_before = os.getloadavg()
+            load_before, cpu_before = os.getloadavg(), cpu_jiffies()
             time.sleep(seconds)
-            load_after = os.getloadavg()
+            load_after, cpu_after = os.getloadavg(), cpu_jiffies()
             after = server.counts()
+            threads = {
+                name: scheduling(process.pid)
+                for name, process in (("jackd", server.process), ("metro", metro), ("live", live))
+                if process is not None
+            }
             code = stop_live(live) if live is not None else None
             text = log_path.read_text() if live is not None else ""
     finally:
@@ -90,16 +122,45 @@ def run_one(
     return {
         "audio": audio,
         "config": None if config is None else config.read_text(),
+        "jackd_realtime": server.realtime,
+        "threads": threads,
         "exit_code": code,
         "seconds_requested": seconds,
         "live": summary_counts(text),
         "jack_process_errors": after["process_errors"] - before["process_errors"],
         "jack_late_clients": late,
         "header": header,
+        "cpu_percent": cpu_percent(cpu_before, cpu_after),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }
+
+
+def worker_config(config: Path | None, folder: Path, priority: int) -> Path:
+    """A copy of ``config`` (None: an empty one) in ``folder`` with ``[io] worker_priority``."""
+    settings = tomllib.loads(config.read_text()) if config is not None else {}
+    settings.setdefault("io", {})["worker_priority"] = priority
+    path = folder / "worker.toml"
+    path.write_text(to_toml(settings))
+    return path
+
+
+def cpu_percent(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Busy, idle and stolen shares (%) of all CPUs' time between two ``cpu_jiffies()``."""
+    spent = {key: after[key] - before[key] for key in before}
+    total = sum(spent.values()) or 1
+    return {key: round(100.0 * value / total, 1) for key, value in spent.items()}
+
+
+def real_time_threads(threads: dict[str, int]) -> str:
+    """The real-time threads of a ``scheduling()`` answer in short: "FF 10 x2, FF 5" ("-")."""
+    counts: dict[str, int] = {}
+    for key, count in threads.items():
+        _, policy, priority = key.rsplit(" ", 2)
+        if policy != "TS":
+            counts[f"{policy} {priority}"] = counts.get(f"{policy} {priority}", 0) + count
+    return ", ".join(f"{key} x{n}" if n > 1 else key for key, n in counts.items()) or "-"
 
 
 def markdown(results: dict) -> str:
@@ -112,17 +173,24 @@ def markdown(results: dict) -> str:
         + results["machine"]["note"]
         + ".",
         "",
-        "| audio | seconds | deadline misses | xruns (PortAudio) | samples dropped | "
-        "JACK late cycles | late clients named by jackd | load 1-min before → after |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "Real-time threads as `ps` saw them near the end (FF: SCHED_FIFO and its priority). "
+        "CPU stolen: time the VM's CPUs were ready but the host ran something else.",
+        "",
+        "| audio | real-time threads: jackd / metro / rtsep live | seconds | deadline misses "
+        "| xruns (PortAudio) | samples dropped | JACK late cycles | late clients named by jackd "
+        "| CPU busy / stolen % | load 1-min before → after |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for run in results["runs"]:
         live = run["live"] or {}
         late = ", ".join(f"{c} {n}" for c, n in run["jack_late_clients"].items()) or "-"
+        threads = " / ".join(real_time_threads(t) for t in run["threads"].values())
         lines.append(
-            f"| {run['audio']} | {live.get('seconds', '?')} | {live.get('deadline_misses', '?')} "
+            f"| {run['audio']} | {threads} | {live.get('seconds', '?')} "
+            f"| {live.get('deadline_misses', '?')} "
             f"| {live.get('xruns', '?')} | {live.get('dropped_samples', '?')} "
             f"| {run['jack_process_errors']} | {late} "
+            f"| {run['cpu_percent']['busy']} / {run['cpu_percent']['steal']} "
             f"| {run['load_before'][0]} → {run['load_after'][0]} |"
         )
     return "\n".join(lines) + "\n"

@@ -24,11 +24,16 @@ both in device samples; :attr:`LiveSession.latency` reports the two terms and th
 Output channel ``k`` of the device carries engine output ``k`` (a tracked source, or cue
 ``k``). With ``monitor``, the chosen engine outputs are instead mixed to a stereo pair, so a
 2-channel device can listen to any of them (see :func:`monitor_matrix`).
+
+With ``worker_priority`` the engine's worker runs under ``SCHED_FIFO`` where the OS allows it
+(see :mod:`rtsep.engine.realtime`); where it does not, one warning is logged and the worker
+runs with normal scheduling.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -44,7 +49,10 @@ from .audio_io import (
     open_duplex,
 )
 from .latency import Latency
+from .realtime import set_fifo
 from .runtime import PUMP_POLL_S, Engine
+
+log = logging.getLogger(__name__)
 
 #: Live audio backends, the default first.
 AUDIO_BACKENDS = ("rtmixer", "sounddevice")
@@ -124,6 +132,9 @@ class LiveSession:
         device_latency: PortAudio's suggested latency, seconds or "low"/"high".
         audio_backend: ``"rtmixer"`` (default: C callback, no Python per callback) or
             ``"sounddevice"`` (a Python callback; the fallback).
+        worker_priority: ``SCHED_FIFO`` priority (1..99) of the engine's worker, below the
+            audio threads' (JACK's clients: 5 below ``jackd -P``); 0 (default): normal
+            scheduling.
 
     Raises :class:`~rtsep.engine.audio_io.AudioDeviceError` (naming the device and listing
     the others) when a device is missing, has too few channels or refuses the settings.
@@ -138,6 +149,7 @@ class LiveSession:
         monitor: Sequence[int] | None = None,
         device_latency: float | str = "low",
         audio_backend: str = "rtmixer",
+        worker_priority: int = 0,
     ) -> None:
         if audio_backend not in AUDIO_BACKENDS:
             raise ValueError(
@@ -146,6 +158,9 @@ class LiveSession:
         config = engine.config
         self.engine = engine
         self.audio_backend = audio_backend
+        self.worker_priority = worker_priority
+        #: How the worker is scheduled: "normal" or "SCHED_FIFO N" (set by start()).
+        self.worker_scheduling = "normal"
         self.monitor = tuple(monitor) if monitor else None
         self._mix = monitor_matrix(self.monitor, engine.channels) if self.monitor else None
         # The engine's outputs before the monitor mix, [channels, block] (monitor only).
@@ -197,13 +212,20 @@ class LiveSession:
     # ----------------------------------------------------------------- control
     def start(self) -> None:
         """Start the engine's worker, then the device (rtmixer: the engine's output delay
-        line is queued in the device's ring first, so it plays from the first callback)."""
+        line is queued in the device's ring first, so it plays from the first callback).
+        With ``worker_priority``, the worker goes under ``SCHED_FIFO`` in between."""
         self._received, self._received_at = self.engine.frames_received, time.monotonic()
         if self._pump is not None:
             self._pump()
             self.engine.start(pump=self._pump, poll_s=PUMP_POLL_S)
         else:
             self.engine.start()
+        if self.worker_priority and self.engine.worker_thread_id is not None:
+            refused = set_fifo(self.engine.worker_thread_id, self.worker_priority)
+            if refused:
+                log.warning("the engine's worker runs with normal scheduling: %s", refused)
+            else:
+                self.worker_scheduling = f"SCHED_FIFO {self.worker_priority}"
         self.stream.start()
 
     def check_device(self) -> None:
@@ -257,6 +279,22 @@ class LiveSession:
     def counters(self) -> IOCounters:
         """The device stream's counters (callbacks, PortAudio xrun flags)."""
         return self.stream.counters()
+
+    def status(self) -> dict:
+        """``engine.status()`` plus a ``live`` entry: devices, monitor, end-to-end latency and
+        the stream's counters (JSON-ready)."""
+        counters = self.counters()
+        return self.engine.status() | {
+            "live": {
+                "input_device": self.input_name,
+                "output_device": self.output_name,
+                "monitor": list(self.monitor) if self.monitor else None,
+                "latency": self.latency.as_dict(),
+                "worker_scheduling": self.worker_scheduling,
+                "xruns": counters.xruns,
+                "io": dataclasses.asdict(counters),
+            }
+        }
 
 
 class _RtmixerPump:
@@ -321,18 +359,3 @@ class _RtmixerPump:
         if now - self._next_due > self._period_s:  # late or stalled device: coarse polling
             return PUMP_POLL_S
         return FINE_POLL_S
-
-    def status(self) -> dict:
-        """``engine.status()`` plus a ``live`` entry: devices, monitor, end-to-end latency and
-        the stream's counters (JSON-ready)."""
-        counters = self.counters()
-        return self.engine.status() | {
-            "live": {
-                "input_device": self.input_name,
-                "output_device": self.output_name,
-                "monitor": list(self.monitor) if self.monitor else None,
-                "latency": self.latency.as_dict(),
-                "xruns": counters.xruns,
-                "io": dataclasses.asdict(counters),
-            }
-        }

@@ -250,6 +250,11 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name="rtsep-worker", daemon=True)
         self._thread.start()
 
+    @property
+    def worker_thread_id(self) -> int | None:
+        """The worker's OS thread id (``threading.Thread.native_id``) while it runs."""
+        return None if self._thread is None else self._thread.native_id
+
     def stop(self) -> None:
         self._running = False
         self._wake.set()

@@ -149,6 +149,7 @@ RULES = {
     ("io", "input"): (_device_name, "a device index or a name substring"),
     ("io", "output"): (_device_name, "a device index or a name substring"),
     ("io", "audio"): _one_of("rtmixer", "sounddevice"),
+    ("io", "worker_priority"): _whole(0, 99),
     ("control", "endpoint"): (_text, 'a ZeroMQ endpoint such as "tcp://127.0.0.1:5570"'),
     ("control", "telemetry"): (_text, 'a ZeroMQ endpoint such as "tcp://127.0.0.1:5571"'),
     ("control", "max_message_bytes"): _whole(64),

@@ -203,6 +203,9 @@ def test_a_stalled_worker_on_rtmixer_plays_silence_then_returns_to_the_reported_
     with LiveSession(engine, "JACK", "JACK") as session:
         threading.Timer(0.6, engine.stall, args=(0.3,)).start()
         recording = play_through(server, session, signal).sum(axis=0)
+        live = session.status()["live"]
+    assert live["xruns"] == session.counters().xruns
+    assert live["worker_scheduling"] == "normal"  # worker_priority 0: normal scheduling
     stats = engine.stats.snapshot()
     assert stats["deadline_misses"] >= 1
     assert stats["underrun_samples"] >= 0.2 * rate_hz  # most of the stall played as silence

@@ -131,6 +131,7 @@ def run_live(args: argparse.Namespace) -> int:
             output_device,
             monitor=args.monitor,
             audio_backend=config["io"]["audio"],
+            worker_priority=config["io"]["worker_priority"],
         ) as session,
     ):
         print(_header(session), flush=True)
