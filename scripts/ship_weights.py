@@ -130,6 +130,8 @@ def main() -> None:
     metadata = {"training": training, "evaluation": evaluation_summary(results)}
     if "calibration" in model.metadata:  # rtsep calibrate's rules: the evaluation used them
         metadata["calibration"] = model.metadata["calibration"]
+    if "growth" in model.metadata:  # how the network's shape came about (scripts/grow_model.py)
+        metadata["growth"] = model.metadata["growth"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out, metadata)
     size_mb = args.out.stat().st_size / 1e6

@@ -1,20 +1,36 @@
-"""One model per network architecture, for the contract tests that every architecture keeps."""
+"""One model per network variant, for the contract tests that every variant keeps.
+
+A variant is an architecture name, optionally with ``+presence`` (a cue-presence gate, with
+random gate weights so that it is not a constant gain)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
 import rtsep
 from rtsep.model import ARCHITECTURES, ModelConfig, build_network
 
-__all__ = ["ARCHITECTURES", "model_of"]
+VARIANTS = (*ARCHITECTURES, "lstm+presence")
+
+__all__ = ["VARIANTS", "model_of"]
 
 
-def model_of(architecture: str) -> rtsep.Model:
-    """The shipped model when it has ``architecture``, else a randomly initialised one (seed 0):
-    the streaming and export contracts do not depend on the weights."""
+def model_of(variant: str) -> rtsep.Model:
+    """The shipped weights where the variant has the shipped architecture, else a randomly
+    initialised network (seed 0): the streaming and export contracts do not depend on them."""
+    architecture, _, extra = variant.partition("+")
     shipped = rtsep.load_model()
-    if shipped.config.architecture == architecture:
+    same = shipped.config.architecture == architecture
+    if same and not extra:
         return shipped
     torch.manual_seed(0)
-    return rtsep.Model(build_network(ModelConfig(architecture=architecture)))
+    config = shipped.config if same else ModelConfig(architecture=architecture)
+    network = build_network(dataclasses.replace(config, presence_gate=extra == "presence"))
+    if same:
+        network.load_state_dict(shipped.network.state_dict(), strict=False)
+    for name, parameter in network.named_parameters():
+        if ".presence.logit" in name:
+            torch.nn.init.normal_(parameter, std=0.5)
+    return rtsep.Model(network)

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from architectures import ARCHITECTURES, model_of
+from architectures import VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import BatchStreamer, Streamer, TorchBackend
@@ -17,7 +17,7 @@ from rtsep.engine.step_group import StepGroup
 TOLERANCE = 1e-4  # max abs error / max abs reference, per stream
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES)
+@pytest.fixture(scope="module", params=VARIANTS)
 def model(request) -> rtsep.Model:
     return model_of(request.param)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from architectures import ARCHITECTURES, model_of
+from architectures import VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import BatchStreamer, OnnxBackend, Streamer, TorchBackend
@@ -18,7 +18,7 @@ pytestmark = [
 TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES)
+@pytest.fixture(scope="module", params=VARIANTS)
 def models(request) -> tuple[rtsep.Model, rtsep.Model]:
     """The same weights on the CPU and on CUDA."""
     cpu = model_of(request.param)

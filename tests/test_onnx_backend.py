@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from architectures import ARCHITECTURES, model_of
+from architectures import VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import OnnxBackend, Streamer, TorchBackend
@@ -13,7 +13,7 @@ from rtsep.export import export_onnx
 from rtsep.model import STATE_NAMES
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES)
+@pytest.fixture(scope="module", params=VARIANTS)
 def model(request) -> rtsep.Model:
     return model_of(request.param)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from architectures import ARCHITECTURES, model_of
+from architectures import VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import Streamer
@@ -13,7 +13,7 @@ from rtsep.engine import Streamer
 TOLERANCE = 1e-4  # max abs error / max abs reference
 
 
-@pytest.fixture(scope="module", params=ARCHITECTURES)
+@pytest.fixture(scope="module", params=VARIANTS)
 def model(request) -> rtsep.Model:
     return model_of(request.param)
 

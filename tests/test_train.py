@@ -11,6 +11,8 @@ import torch
 from synthetic_corpus import HELD_OUT, SOUNDS, write_corpus
 
 import rtsep
+from rtsep.model import ModelConfig, build_network
+from rtsep.model.growth import with_presence_gate
 from rtsep.train import Trainer, TrainSettings
 
 
@@ -123,3 +125,22 @@ def test_cosine_schedule_falls_from_the_stage2_rate_to_its_floor():
 def test_an_unknown_schedule_is_an_error_naming_the_choices():
     with pytest.raises(ValueError, match="constant, cosine"):
         TrainSettings(lr_schedule="linear")
+
+
+def test_a_gated_network_trains_its_presence_gate_and_keeps_its_growth_record(run, tmp_path):
+    settings, cpu_run_dir = run
+    shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")
+    torch.manual_seed(0)
+    network = build_network(ModelConfig(architecture="lstm", max_sources=settings.max_sources))
+    init = tmp_path / "init.pt"
+    with_presence_gate(rtsep.Model(network)).save(init)
+    gated = dataclasses.replace(
+        settings, run_dir=str(tmp_path), init=str(init), stage1_steps=0, eda_fraction=0.0
+    )
+    Trainer(gated).run()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    presence = [r["presence"] for r in records if "total" in r]
+    assert len(presence) == gated.stage2_steps and all(value > 0 for value in presence)
+    model = rtsep.load_model(tmp_path / "best.pt")
+    assert model.config.presence_gate
+    assert "presence_gate" in model.metadata["growth"][-1]

@@ -30,6 +30,8 @@ def macs_per_hop(config: ModelConfig, outputs: int) -> int:
     attention = d * d + outputs * outputs * 2 * e * d + outputs * outputs * d * 2
     fusion = attention + outputs * d * 2 * d
     synthesis = outputs * 2 * f * w
+    gate_width = c.band_dim if c.architecture == "dualpath" else d
+    presence = outputs * gate_width if c.presence_gate else 0  # one logit per output
     if c.architecture == "dualpath":
         k, b = c.bands, c.band_dim
         edges = band_edges(f, k, c.sample_rate_hz)
@@ -39,9 +41,10 @@ def macs_per_hop(config: ModelConfig, outputs: int) -> int:
         films = (c.extractor_layers + 1) * d * 2 * b
         merge = k * b * 2 * width
         per_output = c.extractor_layers * dual_path_block_macs(k, b) + films + merge
-        return analysis + split + shared + eda + fusion + outputs * per_output + synthesis
+        per_outputs = outputs * per_output + presence
+        return analysis + split + shared + eda + fusion + per_outputs + synthesis
     separator = f * d + c.separator_layers * lstm_macs(d, d)
-    masks = outputs * (c.extractor_layers * lstm_macs(d, d) + d * f)
+    masks = outputs * (c.extractor_layers * lstm_macs(d, d) + d * f) + presence
     return analysis + separator + eda + fusion + masks + synthesis
 
 

@@ -31,6 +31,9 @@ class ModelConfig:
     attractor_interval_hops: int = 4  # attractors are re-decoded on this fixed grid of hops
     text_dim: int = 384  # size of the sentence-encoder embedding
     labels: tuple[str, ...] = field(default=("speech", "music", "env"))
+    # A cue-presence gate on every output (rtsep.model.presence); off in checkpoints saved
+    # before the field existed.
+    presence_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from .presence import PresenceGate
 from .separator import residual_lstms
 
 
@@ -79,19 +80,23 @@ class CueFusion(nn.Module):
 
 
 class MaskEstimator(nn.Module):
-    """Per-output causal LSTMs and a magnitude mask head.
+    """Per-output causal LSTMs and a magnitude mask head, optionally gated by cue presence.
 
     ``forward(fused [B, N, T, D], hidden, cell [layers, B*N, D])`` →
-    ``(mask [B, N, T, bins], hidden, cell)``.
+    ``(mask [B, N, T, bins], presence_logits [B, N, T] or None, hidden, cell)``; with a gate
+    the mask is already scaled by ``sigmoid(presence_logits)``.
     """
 
-    def __init__(self, feature_dim: int, frequency_bins: int, layers: int) -> None:
+    def __init__(
+        self, feature_dim: int, frequency_bins: int, layers: int, presence_gate: bool = False
+    ) -> None:
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(feature_dim) for _ in range(layers))
         self.lstms = nn.ModuleList(
             nn.LSTM(feature_dim, feature_dim, batch_first=True) for _ in range(layers)
         )
         self.head = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, frequency_bins))
+        self.presence = PresenceGate(feature_dim) if presence_gate else None
 
     @property
     def layers(self) -> int:
@@ -99,7 +104,12 @@ class MaskEstimator(nn.Module):
 
     def forward(
         self, fused: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         x, hidden, cell = residual_lstms(self.norms, self.lstms, fused.flatten(0, 1), hidden, cell)
-        mask = torch.sigmoid(self.head(x)).unflatten(0, (fused.shape[0], -1))
-        return mask, hidden, cell
+        mask = torch.sigmoid(self.head(x))
+        presence = None
+        if self.presence is not None:
+            presence = self.presence(x)  # [B*N, T]
+            mask = mask * torch.sigmoid(presence).unsqueeze(-1)
+            presence = presence.unflatten(0, (fused.shape[0], -1))
+        return mask.unflatten(0, (fused.shape[0], -1)), presence, hidden, cell

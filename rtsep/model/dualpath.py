@@ -27,6 +27,7 @@ from .config import ModelConfig
 from .cue_network import CueEmbedder, CueFusion
 from .eda import AttractorNetwork
 from .network import StreamingNetwork
+from .presence import PresenceGate
 
 
 class DualPathBlock(nn.Module):
@@ -97,6 +98,7 @@ class DualPathNetwork(StreamingNetwork):
         )
         self.head_norm = nn.LayerNorm(d)
         self.merge = BandMerge(edges, d)
+        self.presence = PresenceGate(d) if c.presence_gate else None
 
     # ----------------------------------------------------------------- shared pieces
     def shared_frames(
@@ -121,12 +123,13 @@ class DualPathNetwork(StreamingNetwork):
         imag: torch.Tensor,
         hidden: torch.Tensor,
         cell: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Masked spectra of every output.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Masked spectra of every output (gated by cue presence, when the network has a gate).
 
         ``bands [B, T, K, D]``, ``summary [B, T, G]``, ``queries [B, Tq, N, E]`` (Tq = T or 1),
         spectra ``[B, T, bins]``, state ``[blocks, B * N, K * D]`` → ``(real, imag
-        [B, N, T, bins], hidden, cell)``.
+        [B, N, T, bins], presence_logits [B, N, T] or None, hidden, cell)``; the gate reads the
+        band features averaged over the bands.
         """
         batch, outputs = queries.shape[0], queries.shape[2]
         condition = self.fusion(summary, queries).flatten(0, 1).unsqueeze(2)  # [B*N, T, 1, G]
@@ -138,12 +141,18 @@ class DualPathNetwork(StreamingNetwork):
             new_cell.append(c)
         gamma, beta = self.films[-1](condition).chunk(2, dim=-1)
         mask_real, mask_imag = self.merge(self.head_norm(x) * (1.0 + gamma) + beta)
+        presence = None
+        if self.presence is not None:
+            presence = self.presence(x.mean(dim=2))  # [B*N, T]
+            gain = torch.sigmoid(presence).unsqueeze(-1)
+            mask_real, mask_imag = mask_real * gain, mask_imag * gain
+            presence = presence.unflatten(0, (batch, outputs))
         mask_real = mask_real.unflatten(0, (batch, outputs))
         mask_imag = mask_imag.unflatten(0, (batch, outputs))
         real, imag = real.unsqueeze(1), imag.unsqueeze(1)
         out_real = mask_real * real - mask_imag * imag
         out_imag = mask_real * imag + mask_imag * real
-        return out_real, out_imag, torch.stack(new_hidden), torch.stack(new_cell)
+        return out_real, out_imag, presence, torch.stack(new_hidden), torch.stack(new_cell)
 
     # ----------------------------------------------------------------- streaming
     def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:

@@ -48,12 +48,15 @@ class NetworkOutput:
 
     ``sources [B, N, samples]`` are aligned with the input (no delay); ``attractors
     [B, G, S + 1, E]`` and ``existence_logits [B, G, S + 1]`` are per attractor grid point
-    ``g`` (frame ``g * attractor_interval_hops``).
+    ``g`` (frame ``g * attractor_interval_hops``). ``presence_logits [B, N, T]`` (per output
+    and STFT frame) are those of the cue-presence gate (:mod:`rtsep.model.presence`), ``None``
+    in a network without one.
     """
 
     sources: torch.Tensor
     attractors: torch.Tensor
     existence_logits: torch.Tensor
+    presence_logits: torch.Tensor | None = None
 
 
 def magnitude(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
@@ -98,9 +101,10 @@ class StreamingNetwork(nn.Module):
         imag: torch.Tensor,
         hidden: torch.Tensor,
         cell: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Per output: ``queries [B, Tq, N, E]`` (Tq = T or 1) and extractor state →
-        ``(real, imag [B, N, T, bins], hidden, cell)``, the masked mixture spectra."""
+        ``(real, imag [B, N, T, bins], presence_logits [B, N, T] or None, hidden, cell)``: the
+        masked mixture spectra (already scaled by the presence gate, when there is one)."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- whole signal
@@ -123,7 +127,7 @@ class StreamingNetwork(nn.Module):
         )
         attractors, existence, frame_queries = self.whole_signal_queries(summary, queries)
         state = self.init_state(batch, frame_queries.shape[2])
-        out_real, out_imag, _, _ = self.output_spectra(
+        out_real, out_imag, presence, _, _ = self.output_spectra(
             features,
             summary,
             frame_queries,
@@ -132,7 +136,8 @@ class StreamingNetwork(nn.Module):
             state["extractor_hidden"],
             state["extractor_cell"],
         )
-        return NetworkOutput(self.synthesise_whole(out_real, out_imag), attractors, existence)
+        sources = self.synthesise_whole(out_real, out_imag)
+        return NetworkOutput(sources, attractors, existence, presence)
 
     # ----------------------------------------------------------------- whole-signal helpers
     def analyse_whole(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,7 +253,7 @@ class StreamingNetwork(nn.Module):
         eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
             summary, eda_hidden, eda_cell, attractors, existence_logits, frame_index
         )
-        out_real, out_imag, extractor_hidden, extractor_cell = self.output_spectra(
+        out_real, out_imag, _, extractor_hidden, extractor_cell = self.output_spectra(
             features, summary, queries.unsqueeze(1), real, imag, extractor_hidden, extractor_cell
         )
         output, synthesis_carry = self.stft.overlap_add(
@@ -310,7 +315,9 @@ class SeparationNetwork(StreamingNetwork):
         self.eda = AttractorNetwork(c.feature_dim, c.embedding_dim, c.max_sources)
         self.cues = CueEmbedder(len(c.labels), c.text_dim, c.embedding_dim)
         self.fusion = CueFusion(c.feature_dim, c.embedding_dim, c.attention_heads)
-        self.masks = MaskEstimator(c.feature_dim, c.frequency_bins, c.extractor_layers)
+        self.masks = MaskEstimator(
+            c.feature_dim, c.frequency_bins, c.extractor_layers, c.presence_gate
+        )
 
     def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:
         c = self.config
@@ -337,7 +344,7 @@ class SeparationNetwork(StreamingNetwork):
         imag: torch.Tensor,
         hidden: torch.Tensor,
         cell: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Cue fusion, per-output LSTMs and a real magnitude mask on the mixture spectrum."""
-        mask, hidden, cell = self.masks(self.fusion(features, queries), hidden, cell)
-        return mask * real.unsqueeze(1), mask * imag.unsqueeze(1), hidden, cell
+        mask, presence, hidden, cell = self.masks(self.fusion(features, queries), hidden, cell)
+        return mask * real.unsqueeze(1), mask * imag.unsqueeze(1), presence, hidden, cell

@@ -126,6 +126,21 @@ def existence_loss(existence_logits: torch.Tensor, heard: torch.Tensor) -> torch
     return F.binary_cross_entropy_with_logits(existence_logits, target)
 
 
+def presence_loss(
+    presence_logits: torch.Tensor, cue_onsets: torch.Tensor, hop_samples: int
+) -> torch.Tensor:
+    """BCE of the cue-presence logits ``[B, N, T]`` against "the cued class has begun".
+
+    ``cue_onsets [B, N]``: first sample of the cued class in the mixture (any value at or past
+    the end for a class that is absent). STFT frame ``t`` has heard the mixture up to sample
+    ``(t + 1) * hop_samples`` (exclusive), as the EDA's existence targets count it.
+    """
+    frames = presence_logits.shape[-1]
+    heard_until = (torch.arange(frames, device=cue_onsets.device) + 1) * hop_samples
+    target = (cue_onsets[..., None] < heard_until).to(presence_logits.dtype)
+    return F.binary_cross_entropy_with_logits(presence_logits, target)
+
+
 def alignment_loss(
     embeddings: torch.Tensor,
     label_ids: torch.Tensor,

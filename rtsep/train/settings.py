@@ -54,6 +54,7 @@ class TrainSettings:
     existence_weight: float = 10.0
     alignment_weight: float = 2.0
     silence_weight: float = 0.3
+    presence_weight: float = 2.0  # cue-presence BCE (networks with a presence gate only)
     gradient_clip: float = 5.0
     # Exponential moving average of the weights, updated every step (0 = off). When on, the
     # average is what validation scores and best.pt holds: small batches make the raw weights

@@ -33,6 +33,7 @@ from .losses import (
     pairwise_level_error_db,
     pairwise_neg_si_snr,
     pairwise_neg_snr,
+    presence_loss,
     silence_loss,
 )
 from .settings import TrainSettings
@@ -115,9 +116,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def _initial_network(self) -> StreamingNetwork:
+        """The network to train; from ``init``, its ``"growth"`` record is kept for the models
+        this run saves (how the shape came about outlives the stage that changed it)."""
         s = self.settings
+        self.inherited_metadata: dict = {}
         if s.init:
             model = load_model(None if s.init == "shipped" else s.init)
+            if "growth" in model.metadata:
+                self.inherited_metadata["growth"] = model.metadata["growth"]
             return model.network.train()
         return build_network(ModelConfig(**{"max_sources": s.max_sources, **s.model})).train()
 
@@ -263,13 +269,17 @@ class Trainer:
             + s.existence_weight * existence
             + s.alignment_weight * alignment
         )
-        return {
-            "total": total,
+        losses = {
             "extraction": extraction,
             "silence": silence,
             "existence": existence,
             "alignment": alignment,
         }
+        if out.presence_logits is not None:
+            hop = net.config.hop_samples
+            losses["presence"] = presence_loss(out.presence_logits, cues["onsets"], hop)
+            total = total + s.presence_weight * losses["presence"]
+        return {"total": total, **losses}
 
     def _draw_cues(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One or two cues per mixture: mostly classes present, sometimes an absent one.
@@ -289,6 +299,7 @@ class Trainer:
         is_text = torch.from_numpy(rng.random((batch_size, n)) < s.text_cue_probability)
         text = torch.zeros(batch_size, n, self.phrasings[0].shape[1])
         targets = torch.zeros(batch_size, n, length)
+        onsets = torch.full((batch_size, n), length, dtype=torch.int64)
         for b in range(batch_size):
             ids = batch["label_ids"][b, : batch["count"][b]]
             classes = np.unique(ids.numpy())
@@ -301,6 +312,7 @@ class Trainer:
                 present[b, k] = not take_absent
                 if present[b, k]:
                     targets[b, k] = batch["sources"][b, : len(ids)][ids == label].sum(0)
+                    onsets[b, k] = batch["onsets"][b, : len(ids)][ids == label].min()
                 table = self.phrasings[label]
                 text[b, k] = table[int(rng.integers(len(table)))]
         return {
@@ -309,6 +321,7 @@ class Trainer:
             "is_text": is_text,
             "text": text,
             "targets": targets,
+            "onsets": onsets,
         }
 
     # ----------------------------------------------------------------- bookkeeping
@@ -389,7 +402,8 @@ class Trainer:
                     self.settings.validation_sources or validation_sources()
                 ),
                 "quick_validation": scores,
-            }
+            },
+            **self.inherited_metadata,
         }
         model = Model(self._scored_network(), metadata)
         tmp = path.with_suffix(".tmp")
