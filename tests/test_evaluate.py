@@ -217,12 +217,38 @@ def test_evaluate_quality_reports_every_condition(results: dict):
     json.dumps(results)
 
 
+def test_absent_cues_are_scored_on_mixtures_without_their_class(results: dict):
+    absent = results["absent_cue"]
+    for label in ["speech", "music", "env"]:
+        assert absent[label]["level_db"]["n"] == 2
+        assert absent[label]["level_db"]["mean"] < 10.0  # dB re the mixture: finite, plausible
+        assert 0.0 <= absent[label]["share_at_or_below_target"] <= 1.0
+    assert absent["all"]["level_db"]["n"] == 6
+
+
+def test_speech_extraction_is_scored_beside_rnnoise_on_the_same_mixtures(results: dict):
+    assert results["settings"]["rnnoise"], "pyrnnoise is a dev dependency"
+    speech = results["extraction"]["speech"]
+    assert speech["rnnoise"]["si_snri_db"]["n"] == speech["label_cue"]["si_snri_db"]["n"] == 2
+    paired = speech["label_minus_rnnoise_si_snri_db"]["mean"]
+    difference = speech["label_cue"]["si_snri_db"]["mean"] - speech["rnnoise"]["si_snri_db"]["mean"]
+    assert paired == pytest.approx(difference, abs=1e-2)
+    assert "rnnoise" not in results["extraction"]["music"]
+
+
 def test_results_are_written_as_json_and_markdown(results: dict, tmp_path: Path):
     json_path, markdown_path = write_results(results, tmp_path / "out" / "quality.json")
     assert json.loads(json_path.read_text()) == results
     markdown = markdown_path.read_text()
     assert markdown_path.suffix == ".md"
-    for heading in ["Extraction by cue", "Separation, unknown count", "Source count", "Attractor"]:
+    for heading in [
+        "Extraction by cue",
+        "beside RNNoise",
+        "Cue for an absent class",
+        "Separation, unknown count",
+        "Source count",
+        "Attractor",
+    ]:
         assert heading in markdown
     assert "rtsep evaluate --corpus" in markdown
 

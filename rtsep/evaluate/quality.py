@@ -1,4 +1,5 @@
-"""Quality benchmark on held-out mixtures: extraction, separation, counting, cue matching.
+"""Quality benchmark on held-out mixtures: extraction (with RNNoise beside speech), absent
+cues, separation, counting, cue matching, channel consistency.
 
 Every model output is streamed through :class:`rtsep.engine.Streamer` (see
 :mod:`rtsep.evaluate.stream`). Mixtures are simulated from the validation split (whole
@@ -26,6 +27,8 @@ from ..data import Corpus, Mixture, MixtureSimulator, split_entries, validation_
 from ..data.split import Part
 from ..engine.runtime import EngineConfig
 from ..model import Model
+from .absent import RULE as ABSENT_RULE
+from .absent import evaluate_absent_cues
 from .consistency import DEFAULT_SCENE_SECONDS, evaluate_consistency
 from .consistency import RULE as CONSISTENCY_RULE
 from .metrics import (
@@ -36,6 +39,7 @@ from .metrics import (
     summarize,
 )
 from .oracle import OracleMask
+from .rnnoise_peer import RNNOISE_DELAY_48K, rnnoise_available, rnnoise_denoise
 from .stream import StreamRunner
 
 DEFAULT_MIXTURES = 100  # per condition
@@ -46,6 +50,8 @@ COUNT_CONDITIONS = (1, 2, 3)  # source counts of the unknown-count mixtures
 SEPARATION_CONDITIONS = (2, 3)  # of those, the ones scored for separation
 COUNT_SEED_STRIDE = 1000  # the n-source set uses seed + n * COUNT_SEED_STRIDE
 CONSISTENCY_SEED_OFFSET = 5000  # the channel-consistency scenes use seed + this
+ABSENT_SEED_OFFSET = 6000  # the absent-cue mixtures use seed + this
+SPEECH_PEER_LABEL = "speech"  # the class RNNoise is scored on, beside the model
 MIN_EXTRACTION_SCAN = 1000  # extraction mixtures scanned at least, to find each class
 EXTRACTION_SCAN_FACTOR = 20  # ... or this many times the mixtures wanted per class
 EXTRACTION_METHODS = ("label_cue", "text_cue", "oracle_irm")
@@ -77,6 +83,11 @@ RULES = {
     " window 256, hop 128) applied to the mixture; parts = sources (separation) or target and"
     " rest (extraction): an upper bound for a real magnitude mask",
     "channel_consistency": CONSISTENCY_RULE,
+    "absent_cue": ABSENT_RULE,
+    "rnnoise": "speech extraction mixtures (as extraction) through RNNoise (pyrnnoise, 48 kHz:"
+    " soxr up and down, one fresh state per mixture, its delay of"
+    f" {RNNOISE_DELAY_48K} samples at 48 kHz removed); label_minus_rnnoise: the model's label-cue"
+    " SI-SNRi minus RNNoise's on the same mixture",
 }
 
 
@@ -109,8 +120,8 @@ def evaluate_quality(
         progress: show a tqdm progress bar over mixtures (on stderr).
     Returns:
         A JSON-serialisable dict: ``settings``, ``model``, ``rules``, ``extraction``,
-        ``separation``, ``source_count``, ``attractor_matching``, ``git_commit``, ``machine``
-        and ``wall_time_s``.
+        ``absent_cue``, ``separation``, ``source_count``, ``attractor_matching``,
+        ``channel_consistency``, ``git_commit``, ``machine`` and ``wall_time_s``.
     """
     if mixtures < 1:
         raise ValueError(f"mixtures must be at least 1, got {mixtures}")
@@ -118,7 +129,8 @@ def evaluate_quality(
     simulator = split_simulator(corpus_root, "validation", model.sample_rate, segment_seconds)
     runner = StreamRunner(model, backend, threads)
     oracle = OracleMask(model.config)
-    total = mixtures * (len(model.labels) + len(COUNT_CONDITIONS) + 1)
+    total = mixtures * (2 * len(model.labels) + len(COUNT_CONDITIONS) + 1)
+    peer = rnnoise_available()
     with tqdm(total=total, unit="mixture", disable=not progress, desc="evaluate") as bar:
         pool = simulator(
             min_sources=EXTRACTION_SOURCES[0],
@@ -127,7 +139,15 @@ def evaluate_quality(
             length=max(MIN_EXTRACTION_SCAN, EXTRACTION_SCAN_FACTOR * mixtures),
         )
         bar.set_description("extraction")
-        extraction = _extraction(runner, oracle, pool, model.labels, mixtures, bar)
+        extraction = _extraction(runner, oracle, pool, model.labels, mixtures, bar, peer)
+        bar.set_description("absent cues")
+        absent_pool = simulator(
+            min_sources=1,
+            max_sources=3,
+            seed=seed + ABSENT_SEED_OFFSET,
+            length=max(MIN_EXTRACTION_SCAN, EXTRACTION_SCAN_FACTOR * mixtures),
+        )
+        absent = evaluate_absent_cues(runner, absent_pool, model.labels, mixtures, bar.update)
         counted = {
             n: simulator(
                 min_sources=n, max_sources=n, seed=seed + COUNT_SEED_STRIDE * n, length=mixtures
@@ -162,16 +182,19 @@ def evaluate_quality(
                 "extraction": seed,
                 **{f"{n}_sources": seed + COUNT_SEED_STRIDE * n for n in COUNT_CONDITIONS},
                 "channel_consistency": seed + CONSISTENCY_SEED_OFFSET,
+                "absent_cue": seed + ABSENT_SEED_OFFSET,
             },
             "mixtures_per_condition": mixtures,
             "segment_seconds": segment_seconds,
             "sample_rate_hz": model.sample_rate,
             "backend": runner.backend.name,
             "threads": threads,
+            "rnnoise": peer,
         },
         "model": _model_facts(model, checkpoint),
         "rules": RULES,
         "extraction": extraction,
+        "absent_cue": absent,
         **unknown_count,
         "channel_consistency": consistency,
         "git_commit": git_commit(),
@@ -229,9 +252,14 @@ def _extraction(
     labels: Sequence[str],
     per_label: int,
     bar: tqdm,
+    rnnoise: bool = False,
 ) -> dict:
-    """Label cue, held-out text cue and oracle IRM gains per class, and over all classes."""
+    """Label cue, held-out text cue and oracle IRM gains per class, and over all classes; with
+    ``rnnoise``, RNNoise's gains on the speech mixtures too, paired with the label cue's."""
     gains = {label: {m: _empty_gains() for m in EXTRACTION_METHODS} for label in labels}
+    peer = rnnoise and SPEECH_PEER_LABEL in labels
+    if peer:
+        gains[SPEECH_PEER_LABEL]["rnnoise"] = _empty_gains()
     by_phrasing = {label: {p: [] for p in HELD_OUT_PHRASINGS[label]} for label in labels}
     for item, label, k in extraction_items(pool, labels, per_label):
         of_label = np.array([source_label == label for source_label in item.labels])
@@ -239,20 +267,24 @@ def _extraction(
         rest = item.sources[~of_label].sum(0)
         phrasings = HELD_OUT_PHRASINGS[label]
         phrasing = phrasings[k % len(phrasings)]
-        estimates = np.stack(
-            [
-                runner.run(item.mixture, [label]).outputs[0],
-                runner.run(item.mixture, [phrasing]).outputs[0],
-                oracle(np.stack([target, rest]))[0],
-            ]
-        )
-        scores = improvements(estimates, target, item.mixture)
-        for index, method in enumerate(EXTRACTION_METHODS):
+        estimates = [
+            runner.run(item.mixture, [label]).outputs[0],
+            runner.run(item.mixture, [phrasing]).outputs[0],
+            oracle(np.stack([target, rest]))[0],
+        ]
+        if peer and label == SPEECH_PEER_LABEL:
+            estimates.append(rnnoise_denoise(item.mixture, runner.model.sample_rate))
+        scores = improvements(np.stack(estimates), target, item.mixture)
+        for index, method in enumerate(gains[label]):
             for metric, values in scores.items():
                 gains[label][method][metric].append(float(values[index]))
         by_phrasing[label][phrasing].append(float(scores["si_snri_db"][1]))
         bar.update()
     result = {label: _extraction_summary(gains[label]) for label in labels}
+    if peer:
+        speech = gains[SPEECH_PEER_LABEL]
+        paired = np.subtract(speech["label_cue"]["si_snri_db"], speech["rnnoise"]["si_snri_db"])
+        result[SPEECH_PEER_LABEL]["label_minus_rnnoise_si_snri_db"] = summarize(paired)
     for label in labels:
         result[label]["text_cue_si_snri_db_by_phrasing"] = {
             phrasing: summarize(values) for phrasing, values in by_phrasing[label].items()

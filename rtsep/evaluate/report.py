@@ -24,6 +24,9 @@ def render_markdown(results: dict) -> str:
     """The results of :func:`rtsep.evaluate.evaluate_quality` as Markdown tables."""
     lines = ["# rtsep quality benchmark", "", *_header(results), ""]
     lines += _extraction_table(results["extraction"])
+    lines += _rnnoise_table(results["extraction"])
+    if "absent_cue" in results:  # results written before it was measured lack it
+        lines += _absent_table(results["absent_cue"])
     lines += _separation_table(results["separation"])
     lines += _count_table(results["source_count"])
     lines += _matching_table(results["attractor_matching"])
@@ -89,6 +92,50 @@ def _extraction_table(extraction: dict) -> list[str]:
             _stats(row["text_cue"]["sdri_db"]),
             _stats(row["oracle_irm"]["si_snri_db"]),
             _stats(row["oracle_irm"]["sdri_db"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _rnnoise_table(extraction: dict) -> list[str]:
+    """The speech row beside RNNoise's, where the results carry it."""
+    rows = [(name, row) for name, row in extraction.items() if "rnnoise" in row]
+    if not rows:
+        return []
+    lines = [
+        "## Speech extraction beside RNNoise (the same mixtures)",
+        "",
+        "| Class | Mixtures | rtsep label cue SI-SNRi | RNNoise SI-SNRi | rtsep − RNNoise"
+        " | rtsep SDRi | RNNoise SDRi |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows:
+        cells = [
+            name,
+            str(row["mixtures"]),
+            _stats(row["label_cue"]["si_snri_db"]),
+            _stats(row["rnnoise"]["si_snri_db"]),
+            _stats(row["label_minus_rnnoise_si_snri_db"]),
+            _stats(row["label_cue"]["sdri_db"]),
+            _stats(row["rnnoise"]["sdri_db"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _absent_table(absent: dict) -> list[str]:
+    lines = [
+        "## Cue for an absent class: output level re the mixture (1-3 source mixtures)",
+        "",
+        "| Cue | Mixtures | Level, dB | At or below −20 dB |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in absent.items():
+        cells = [
+            f"**{name}**" if name == "all" else name,
+            str(row["level_db"]["n"]),
+            _stats(row["level_db"]),
+            _percent(row["share_at_or_below_target"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
