@@ -1,6 +1,13 @@
 """The streaming runtime: backends, the synchronous Streamer, and the live engine."""
 
-from .backends import Backend, OnnxBackend, TorchBackend, make_backend, resolve_backend_name
+from .backends import (
+    Backend,
+    OnnxBackend,
+    StatefulBackend,
+    TorchBackend,
+    make_backend,
+    resolve_backend_name,
+)
 from .batch_streamer import BatchStreamer
 from .streamer import Streamer
 
@@ -8,6 +15,7 @@ __all__ = [
     "Backend",
     "BatchStreamer",
     "OnnxBackend",
+    "StatefulBackend",
     "Streamer",
     "TorchBackend",
     "make_backend",

@@ -78,8 +78,14 @@ class Backend(Protocol):
     def existence(self) -> np.ndarray: ...
 
 
-class _StatefulBackend:
-    """State bookkeeping shared by the backends; state tensors are numpy arrays (batch 1)."""
+class StatefulBackend:
+    """State bookkeeping shared by the backends; state tensors are numpy arrays (batch 1).
+
+    The base class for a backend of one's own (``docs/plugins.md``): a subclass implements
+    ``_run_hop(samples [1, hop]) -> [outputs, hop]`` over ``self._state`` (the
+    ``STATE_NAMES`` arrays) and ``self._hop_queries()``; reset, reconfiguration, checkpoints
+    and the EDA read-outs come from here.
+    """
 
     name = "base"
 
@@ -182,7 +188,7 @@ class _StatefulBackend:
         raise NotImplementedError
 
 
-class TorchBackend(_StatefulBackend):
+class TorchBackend(StatefulBackend):
     """Runs :meth:`SeparationNetwork.step_hop` in torch (CPU or CUDA)."""
 
     name = "torch"
@@ -202,7 +208,7 @@ class TorchBackend(_StatefulBackend):
         return output[0].cpu().numpy()
 
 
-class OnnxBackend(_StatefulBackend):
+class OnnxBackend(StatefulBackend):
     """Runs the exported step graph in onnxruntime (CPU, or the CUDA execution provider)."""
 
     name = "onnxruntime"

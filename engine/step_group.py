@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model
-from .backends import OutputSpec, _StatefulBackend
+from .backends import OutputSpec, StatefulBackend
 
 
-class GroupMember(_StatefulBackend):
+class GroupMember(StatefulBackend):
     """One stream's backend inside a :class:`StepGroup` (the :class:`Backend` protocol)."""
 
     name = "torch-batched"
