@@ -74,6 +74,17 @@ def test_training_runs_on_cuda_and_the_model_loads_on_the_cpu(run, tmp_path):
     assert model.network.device.type == "cpu"
 
 
+def test_a_run_exports_its_current_weights_as_a_model_without_training(run, tmp_path):
+    settings, run_dir = run
+    trainer = Trainer(settings)
+    scores = trainer.export_model(tmp_path / "out" / "current.pt")
+    model = rtsep.load_model(tmp_path / "out" / "current.pt")
+    assert model.metadata["training"]["steps"] == trainer.step > 0
+    assert model.metadata["training"]["quick_validation"] == scores
+    saved, current = model.network.state_dict(), trainer.network.state_dict()
+    assert all(torch.equal(saved[name], current[name]) for name in saved)
+
+
 def test_a_time_limit_stops_a_run_validated_and_checkpointed(run, tmp_path):
     settings, cpu_run_dir = run
     shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")

@@ -37,6 +37,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="stop after this wall time, validated and checkpointed (resume later)",
     )
+    train.add_argument(
+        "--export",
+        type=Path,
+        metavar="PT",
+        help="do not train: save the run's weights as they stand in its last checkpoint (the"
+        " average when the run keeps one), quick-validated, as a model file PT",
+    )
     add_debug_option(train)
     train.set_defaults(run=cli_command(run_train))
 
@@ -60,6 +67,13 @@ def run_train(args: argparse.Namespace) -> int:
     manifest = Path(settings.corpus) / "manifest.csv"
     if not manifest.is_file():  # before the run folder is made: no half-started run
         raise FileNotFoundError(f"no corpus manifest at {manifest} (give --corpus DIR)")
+    if args.export:
+        if not (Path(settings.run_dir) / "last.pt").is_file():
+            raise FileNotFoundError(f"no last.pt in run folder {settings.run_dir} to export")
+        trainer = Trainer(settings)
+        scores = trainer.export_model(args.export)
+        print(f"wrote {args.export}: step {trainer.step}, quick validation {scores}")
+        return 0
     Trainer(settings).run()
     print(f"done: best checkpoint in {settings.run_dir}/best.pt")
     return 0

@@ -325,8 +325,27 @@ class Trainer:
         }
 
     # ----------------------------------------------------------------- bookkeeping
-    @torch.no_grad()
+    def export_model(self, path: Path) -> dict:
+        """Save the weights as they stand (the average when kept) as a model file at ``path``,
+        with their quick-validation scores (returned), as ``best.pt`` holds its weights."""
+        scores = self.quick_validation()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._save_model(Path(path), scores)
+        return scores
+
     def _validate(self) -> None:
+        """Quick validation, logged; the best scores so far are saved as ``best.pt``."""
+        scores = self.quick_validation()
+        score = (scores["validation_label_si_snri"] or 0) + scores["validation_eda_si_snri"]
+        self._log({"step": self.step, **scores})
+        tqdm.write(f"step {self.step}: {scores}")
+        if score > self.best_score:
+            self.best_score = score
+            self._save_model(self.run_dir / "best.pt", scores)
+        self._plot()
+
+    @torch.no_grad()
+    def quick_validation(self) -> dict:
         """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate).
 
         SI-SNRi in float64, uncapped. Mixtures of one source, and label cues whose class is the
@@ -381,13 +400,7 @@ class Trainer:
             "validation_count_accuracy": round(float(np.mean(count_correct)), 3),
             "validation_absent_db": round(float(np.mean(absent_db)), 2) if absent_db else None,
         }
-        score = (scores["validation_label_si_snri"] or 0) + scores["validation_eda_si_snri"]
-        self._log({"step": self.step, **scores})
-        tqdm.write(f"step {self.step}: {scores}")
-        if score > self.best_score:
-            self.best_score = score
-            self._save_model(self.run_dir / "best.pt", scores)
-        self._plot()
+        return scores
 
     def _scored_network(self) -> StreamingNetwork:
         """The weights that are validated and saved as a model: the average when kept."""
