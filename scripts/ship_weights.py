@@ -77,7 +77,25 @@ def evaluation_summary(results: dict) -> dict:
         "separation": separation,
         "source_count_accuracy": results["source_count"]["accuracy"],
         "attractor_matching_accuracy": results["attractor_matching"]["accuracy"],
+        **_newer_sections(results),
     }
+
+
+def _newer_sections(results: dict) -> dict:
+    """Headline figures of the sections that evaluations before session 6 lack."""
+    sections = {}
+    if "absent_cue" in results:
+        sections["absent_cue_level_db"] = {
+            label: row["level_db"]["mean"] for label, row in results["absent_cue"].items()
+        }
+    speech = results["extraction"].get("speech", {})
+    if "label_minus_rnnoise_si_snri_db" in speech:
+        sections["speech_label_minus_rnnoise_si_snri_db"] = speech[
+            "label_minus_rnnoise_si_snri_db"
+        ]["mean"]
+    if "channel_consistency" in results:
+        sections["channel_consistency"] = results["channel_consistency"]["all"]["consistency"]
+    return sections
 
 
 def main() -> None:

@@ -17,9 +17,17 @@ from rtsep.model.presence import OPEN_LOGIT
 from rtsep.train.losses import presence_loss
 
 
+def without_gate(model: rtsep.Model) -> rtsep.Model:
+    """``model``'s weights in a network without a presence gate (the shipped one has one)."""
+    network = build_network(dataclasses.replace(model.config, presence_gate=False))
+    weights = {k: v for k, v in model.network.state_dict().items() if ".presence." not in k}
+    network.load_state_dict(weights)
+    return rtsep.Model(network)
+
+
 @pytest.fixture(scope="module")
 def models() -> tuple[rtsep.Model, rtsep.Model]:
-    old = rtsep.load_model()
+    old = without_gate(rtsep.load_model())
     return old, with_presence_gate(old)
 
 
