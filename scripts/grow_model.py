@@ -20,7 +20,7 @@ import torch
 
 from rtsep.model import Model, load_model
 from rtsep.model.growth import grown, with_presence_gate
-from rtsep.model.presence import OPEN_LOGIT
+from rtsep.model.presence import INITIAL_GAIN
 
 
 def check_same_outputs(old: Model, new: Model, gain: float = 1.0, seconds: float = 2.0) -> float:
@@ -57,7 +57,7 @@ def main() -> None:
             args.extractor_layers or old.config.extractor_layers,
         )
     if args.presence_gate:
-        new, gain = with_presence_gate(new), float(torch.sigmoid(torch.tensor(OPEN_LOGIT)))
+        new, gain = with_presence_gate(new), INITIAL_GAIN
     if new is old:
         parser.error("nothing to grow: give layers or --presence-gate")
     difference = check_same_outputs(old, new, gain)

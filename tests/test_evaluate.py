@@ -26,6 +26,7 @@ from rtsep.evaluate import (
     summarize,
     write_results,
 )
+from rtsep.evaluate.absent import LEVEL_FLOOR_DB, output_level_db
 from rtsep.evaluate.metrics import CLAMP_DB, matched_or_mixture
 from rtsep.evaluate.quality import extraction_items
 from rtsep.model import ModelConfig
@@ -215,6 +216,13 @@ def test_evaluate_quality_reports_every_condition(results: dict):
     matching = results["attractor_matching"]
     assert np.sum(matching["confusion"]["matrix"]) == matching["attractors"]
     json.dumps(results)
+
+
+def test_output_level_is_the_power_ratio_in_db_and_silence_is_the_floor():
+    mixture = _signals(1)[0]
+    assert output_level_db(0.5 * mixture, mixture) == pytest.approx(-6.0206, abs=1e-3)
+    assert output_level_db(0.1 * mixture[::-1].copy(), mixture) == pytest.approx(-20.0, abs=1e-3)
+    assert output_level_db(np.zeros_like(mixture), mixture) == LEVEL_FLOOR_DB
 
 
 def test_absent_cues_are_scored_on_mixtures_without_their_class(results: dict):

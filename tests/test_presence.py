@@ -13,7 +13,7 @@ import rtsep
 from rtsep.engine import Streamer
 from rtsep.model import ModelConfig, build_network
 from rtsep.model.growth import with_presence_gate
-from rtsep.model.presence import OPEN_LOGIT
+from rtsep.model.presence import INITIAL_GAIN, OPEN_LOGIT
 from rtsep.train.losses import presence_loss
 
 
@@ -34,6 +34,7 @@ def models() -> tuple[rtsep.Model, rtsep.Model]:
 def test_a_new_gate_is_a_constant_gain_on_every_output(models):
     old, new = models
     gain = float(torch.sigmoid(torch.tensor(OPEN_LOGIT)))
+    assert INITIAL_GAIN == pytest.approx(gain, abs=1e-7)
     mixture = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     for cues in (None, ["speech", "a dog barking"]):
         streamed_old = Streamer(old, cues, backend="torch").process(mixture)

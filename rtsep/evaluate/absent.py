@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..data import MixtureSimulator
+from ..data.corpus import power_db
 from .metrics import summarize
 from .stream import StreamRunner
 
 ABSENT_TARGET_DB = -20.0
+LEVEL_FLOOR_DB = -120.0  # what a digitally silent output scores
 RULE = (
     "for each label, validation mixtures of 1-3 sources holding no source of that class,"
     " streamed with the label's cue; level = 10 log10(output power / mixture power) over the"
@@ -24,10 +26,11 @@ RULE = (
 
 
 def output_level_db(output: np.ndarray, mixture: np.ndarray) -> float:
-    """Power of ``output [time]`` re that of ``mixture [time]``, in dB (floored at -120)."""
+    """Power of ``output [time]`` re that of ``mixture [time]``, in dB (floored at
+    :data:`LEVEL_FLOOR_DB`)."""
     power = float(np.mean(np.square(output, dtype=np.float64)))
     reference = float(np.mean(np.square(mixture, dtype=np.float64)))
-    return 10.0 * np.log10(max(power / max(reference, 1e-20), 1e-12))
+    return max(power_db(power) - power_db(max(reference, 1e-20)), LEVEL_FLOOR_DB)
 
 
 def evaluate_absent_cues(

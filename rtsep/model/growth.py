@@ -9,7 +9,7 @@ streamed or whole-signal, while the gradient into that gate is not zero, so the 
 learns from the first training step. The other gates start as PyTorch initialises them.
 
 Adding a cue-presence gate (either architecture, :mod:`rtsep.model.presence`): the gate starts
-as a constant gain of ``sigmoid(OPEN_LOGIT)`` on every output, so the SI-SNR of every output
+as a constant gain of ``INITIAL_GAIN`` on every output, so the SI-SNR of every output
 is unchanged and its level drops by 0.06 dB.
 """
 
@@ -21,7 +21,7 @@ import torch
 
 from .architectures import build_network
 from .model import Model
-from .presence import OPEN_LOGIT
+from .presence import INITIAL_GAIN
 
 CELL_GATE = 2  # PyTorch's LSTM gate order: input, forget, cell candidate, output
 
@@ -72,7 +72,7 @@ def with_presence_gate(model: Model) -> Model:
     metadata = dict(model.metadata)
     metadata["growth"] = [
         *model.metadata.get("growth", []),
-        {"presence_gate": {"initial_gain": float(torch.sigmoid(torch.tensor(OPEN_LOGIT)))}},
+        {"presence_gate": {"initial_gain": INITIAL_GAIN}},
     ]
     return Model(network, metadata)
 

@@ -2,20 +2,24 @@
 
 A cue for a class that is not in the mixture should give silence. Learning that through the
 mask alone is slow for a varied class (model v1, stage 4: an absent env cue still output
--8.5 dB re the mixture). The gate reads the output's own causal features (after its per-output
-layers, so it has the evidence heard so far) and scales the output by ``sigmoid(logit)``; the
-trainer supervises the logit with whether the cued class has begun by that frame (CATSE's
-cue-presence head, causal). With its weight at zero and bias ``OPEN_LOGIT`` it starts as a
-constant gain of ``sigmoid(OPEN_LOGIT)`` (0.9933, -0.06 dB), so it can be added to trained
-weights without changing what they separate (SI-SNR is unchanged by a constant gain).
+-7.5 dB re the mixture, ``rtsep evaluate``). The gate reads the output's own causal features
+(after its per-output layers, so it has the evidence heard so far) and scales the output by
+``sigmoid(logit)``; the trainer supervises the logit with whether the cued class has begun
+by that frame (CATSE's cue-presence head, causal). With its weight at zero and bias
+``OPEN_LOGIT`` it starts as a constant gain of :data:`INITIAL_GAIN` (-0.06 dB), so it can be
+added to trained weights without changing what they separate (SI-SNR is unchanged by a
+constant gain).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 OPEN_LOGIT = 5.0  # initial bias: the gate starts open
+INITIAL_GAIN = 1.0 / (1.0 + math.exp(-OPEN_LOGIT))  # sigmoid(OPEN_LOGIT), 0.9933
 
 
 class PresenceGate(nn.Module):
