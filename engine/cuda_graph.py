@@ -6,15 +6,21 @@ buffers: the hop's samples are copied into one, the state lives in others and th
 updates it in place, the output lands in a third. Untested on a device so far (no session has
 been lent one since it was written): ``tests/test_gpu.py`` checks it against the eager step,
 ``scripts/device_session.sh`` times both at B = 1.
+
+:class:`CudaGraphBackend` is the same step for one stream behind the :class:`Backend` interface,
+registered as the ``torch-cuda-graphs`` backend (``rtsep separate/live/batch --device cuda
+--backend torch-cuda-graphs``); :class:`~rtsep.engine.BatchStreamer` takes ``cuda_graphs=True``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
-from ..model import STATE_NAMES, StreamingNetwork
+from ..model import STATE_NAMES, Model, StreamingNetwork
+from .backends import StatefulBackend
 
 #: Eager runs on a side stream before capture (lazy initialisation: cuDNN, allocator).
 WARMUP_HOPS = 3
@@ -74,3 +80,51 @@ class CudaGraphHop:
         for name, value in zip(STATE_NAMES, new):
             self.state[name].copy_(value)
         return output
+
+
+class CudaGraphBackend(StatefulBackend):
+    """The torch step of one stream, replayed as a CUDA graph (backend ``torch-cuda-graphs``).
+
+    A graph is captured per output count, at the first hop that runs with that many outputs
+    (a cue change to a new count pays one capture on that hop). The state stays the numpy
+    bookkeeping of :class:`~rtsep.engine.backends.StatefulBackend`, so cue changes,
+    checkpoints and crossfades work as with ``torch``: each hop copies it into the graph's
+    buffers and back, as :class:`~rtsep.engine.TorchBackend` copies it to the device and back.
+
+    Args:
+        model: the separation model, on a CUDA device (``ValueError`` otherwise).
+        threads: torch CPU threads (the host side of each hop), as for ``torch``.
+    """
+
+    name = "torch-cuda-graphs"
+
+    def __init__(self, model: Model, threads: int | None = 1) -> None:
+        if model.device.type != "cuda":
+            raise ValueError(
+                f"the {self.name} backend needs the model on a CUDA device (--device cuda), "
+                f"not {model.device}"
+            )
+        if threads:
+            torch.set_num_threads(threads)
+        self._graphs: dict[int, tuple[CudaGraphHop, torch.Tensor]] = {}
+        super().__init__(model)
+
+    @torch.inference_mode()
+    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+        graph, queries = self._graph_for(self.outputs)
+        queries.copy_(torch.from_numpy(self._hop_queries()))
+        for name in STATE_NAMES:
+            graph.state[name].copy_(torch.from_numpy(self._state[name]))
+        output = graph.step(torch.from_numpy(samples).to(self.model.device))
+        self._state = {name: graph.state[name].cpu().numpy() for name in STATE_NAMES}
+        return output[0].cpu().numpy()
+
+    def _graph_for(self, outputs: int) -> tuple[CudaGraphHop, torch.Tensor]:
+        """The graph for ``outputs`` outputs and the query buffer it reads, captured once."""
+        if outputs not in self._graphs:
+            device = self.model.device
+            queries = torch.zeros(1, outputs, self.model.config.embedding_dim, device=device)
+            state = {name: torch.from_numpy(self._state[name]).to(device) for name in STATE_NAMES}
+            graph = CudaGraphHop(self.model.network, state, lambda _state: queries)
+            self._graphs[outputs] = (graph, queries)
+        return self._graphs[outputs]

@@ -9,9 +9,10 @@ Two entry-point groups (``docs/plugins.md`` has the contracts):
   ``rtsep bridge`` (``kinds`` is the ``argparse`` sub-parsers object; the sub-command sets
   ``run=callable(args) -> int``).
 
-rtsep's own backends (torch, onnxruntime) and bridges (osc, midi) register through the same
-groups in its ``pyproject.toml``. They are also known here by name, so that a checkout whose
-package metadata predates the entry points (an old ``pip install -e .``) still runs.
+rtsep's own backends (torch, onnxruntime, torch-cuda-graphs) and bridges (osc, midi) register
+through the same groups in its ``pyproject.toml``. They are also known here by name, so that a
+checkout whose package metadata predates the entry points (an old ``pip install -e .``) still
+runs.
 
 This module imports neither torch nor the model: names are read from the package metadata and
 an entry point is imported only when it is used.
@@ -30,6 +31,7 @@ BUILTIN = {
     BACKENDS_GROUP: {
         "torch": "rtsep.engine.backends:TorchBackend",
         "onnxruntime": "rtsep.engine.backends:onnx_backend",
+        "torch-cuda-graphs": "rtsep.engine.cuda_graph:CudaGraphBackend",
     },
     BRIDGES_GROUP: {
         "osc": "rtsep.bindings.bridges:register_osc",

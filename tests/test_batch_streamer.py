@@ -10,7 +10,7 @@ import pytest
 from architectures import VARIANTS, model_of
 
 import rtsep
-from rtsep.engine import BatchStreamer, Streamer, TorchBackend
+from rtsep.engine import BatchStreamer, Streamer, TorchBackend, make_backend
 from rtsep.engine.backends import cue_outputs, eda_outputs
 from rtsep.engine.step_group import StepGroup
 
@@ -81,6 +81,8 @@ def test_streams_with_different_output_counts_are_refused(model):
 def test_cuda_graphs_are_refused_for_a_model_on_the_cpu(model):
     with pytest.raises(ValueError, match="CUDA graphs need the model on a CUDA device"):
         BatchStreamer(model, [["speech"]], cuda_graphs=True)
+    with pytest.raises(ValueError, match="torch-cuda-graphs backend needs the model on a CUDA"):
+        make_backend(model, "torch-cuda-graphs")
 
 
 def run_members(group: StepGroup, specs, signals: list[np.ndarray]) -> list:

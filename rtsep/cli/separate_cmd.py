@@ -19,7 +19,10 @@ from .common import (
 from .control_cmd import add_control_options, control_server
 
 #: ``--backend``: checked with the configuration (rtsep.config), against the entry points.
-BACKEND_HELP = "auto, torch, onnxruntime or a plugin's backend (rtsep info lists them)"
+BACKEND_HELP = (
+    "auto, torch, onnxruntime, torch-cuda-graphs (with --device cuda) or a plugin's backend"
+    " (rtsep info lists them)"
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
