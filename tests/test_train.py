@@ -133,6 +133,20 @@ def test_cosine_schedule_falls_from_the_stage2_rate_to_its_floor():
     assert constant.learning_rate(110) == 4e-4
 
 
+def test_best_checkpoint_selection_charges_absent_cue_level_above_the_target():
+    scores = {
+        "validation_eda_si_snri": 4.0,
+        "validation_label_si_snri": 3.0,
+        "validation_absent_db": -15.0,
+    }
+    assert TrainSettings().selection_score(scores) == pytest.approx(7.0)
+    charged = TrainSettings(absent_selection_weight=0.2, absent_target_db=-20.0)
+    assert charged.selection_score(scores) == pytest.approx(7.0 - 0.2 * 5.0)
+    assert charged.selection_score(scores | {"validation_absent_db": -25.0}) == pytest.approx(7.0)
+    no_label = scores | {"validation_label_si_snri": None, "validation_absent_db": None}
+    assert charged.selection_score(no_label) == pytest.approx(4.0)
+
+
 def test_an_unknown_schedule_is_an_error_naming_the_choices():
     with pytest.raises(ValueError, match="constant, cosine"):
         TrainSettings(lr_schedule="linear")
@@ -146,12 +160,14 @@ def test_a_gated_network_trains_its_presence_gate_and_keeps_its_growth_record(ru
     init = tmp_path / "init.pt"
     with_presence_gate(rtsep.Model(network)).save(init)
     gated = dataclasses.replace(
-        settings, run_dir=str(tmp_path), init=str(init), stage1_steps=0, eda_fraction=0.0
+        settings, run_dir=str(tmp_path), init=str(init), stage1_steps=1, eda_fraction=0.0
     )
     Trainer(gated).run()
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    presence = [r["presence"] for r in records if "total" in r]
-    assert len(presence) == gated.stage2_steps and all(value > 0 for value in presence)
+    steps = [r for r in records if "total" in r]
+    assert [r["mode"] for r in steps] == ["eda"] + ["cue"] * gated.stage2_steps
+    # The gate learns in both modes: EDA outputs against their own source's onset.
+    assert all(r["presence"] > 0 for r in steps)
     model = rtsep.load_model(tmp_path / "best.pt")
     assert model.config.presence_gate
     assert "presence_gate" in model.metadata["growth"][-1]

@@ -54,12 +54,18 @@ class TrainSettings:
     existence_weight: float = 10.0
     alignment_weight: float = 2.0
     silence_weight: float = 0.3
-    presence_weight: float = 2.0  # cue-presence BCE (networks with a presence gate only)
+    # Presence BCE (networks with a presence gate only): cue outputs against "the cued class has
+    # begun", EDA outputs against "this output's source has begun" (never, past the count)
+    presence_weight: float = 2.0
     gradient_clip: float = 5.0
     # Exponential moving average of the weights, updated every step (0 = off). When on, the
     # average is what validation scores and best.pt holds: small batches make the raw weights
     # wander between checkpoints (per-class label scores moved by several dB).
     ema_decay: float = 0.0
+    # best.pt is chosen by EDA + label SI-SNRi (dB) minus this weight per dB that the absent-cue
+    # output lies above absent_target_db (0 = the SI-SNRi sum alone)
+    absent_selection_weight: float = 0.0
+    absent_target_db: float = -20.0
     checkpoint_every: int = 250
     validate_every: int = 500
     validation_mixtures: int = 64
@@ -92,6 +98,14 @@ class TrainSettings:
     @property
     def total_steps(self) -> int:
         return self.stage1_steps + self.stage2_steps
+
+    def selection_score(self, scores: dict) -> float:
+        """The figure best.pt maximises, from :meth:`Trainer.quick_validation`'s scores."""
+        score = (scores["validation_label_si_snri"] or 0.0) + scores["validation_eda_si_snri"]
+        absent = scores.get("validation_absent_db")
+        if absent is not None:
+            score -= self.absent_selection_weight * max(0.0, absent - self.absent_target_db)
+        return score
 
     def learning_rate(self, step: int) -> float:
         """The rate for the update that follows ``step`` finished updates."""

@@ -224,12 +224,19 @@ class Trainer:
         slot_labels = torch.gather(batch["label_ids"], 1, permutation)
         alignment = alignment_loss(final[real], slot_labels[real], net.cues.labels.weight)
         total = separation.mean() + s.existence_weight * existence + s.alignment_weight * alignment
-        return {
-            "total": total,
+        losses = {
             "separation": separation.mean(),
             "existence": existence,
             "alignment": alignment,
         }
+        if out.presence_logits is not None:
+            # Output k's gate opens when its (onset-ordered) source begins; the outputs beyond
+            # the count map to padding, which never begins, so their gates learn to close.
+            slot_onsets = torch.gather(batch["onsets"], 1, permutation)
+            hop = net.config.hop_samples
+            losses["presence"] = presence_loss(out.presence_logits, slot_onsets, hop)
+            total = total + s.presence_weight * losses["presence"]
+        return {"total": total, **losses}
 
     def _heard_counts(self, onsets: torch.Tensor, grid_points: int) -> torch.Tensor:
         """``[B, G]``: sources begun by the end of the frame each attractor is decoded from."""
@@ -336,7 +343,7 @@ class Trainer:
     def _validate(self) -> None:
         """Quick validation, logged; the best scores so far are saved as ``best.pt``."""
         scores = self.quick_validation()
-        score = (scores["validation_label_si_snri"] or 0) + scores["validation_eda_si_snri"]
+        score = self.settings.selection_score(scores)
         self._log({"step": self.step, **scores})
         tqdm.write(f"step {self.step}: {scores}")
         if score > self.best_score:
@@ -351,8 +358,8 @@ class Trainer:
         SI-SNRi in float64, uncapped. Mixtures of one source, and label cues whose class is the
         whole mixture, are skipped: the mixture is then its own target and there is no
         improvement to measure. ``validation_absent_db`` is the mean output level, in dB re the
-        mixture, of a label cue for a class that is absent from the mixture (logged only; the
-        best checkpoint is chosen by EDA + label SI-SNRi).
+        mixture, of a label cue for a class that is absent from the mixture. The best checkpoint
+        is chosen by :meth:`TrainSettings.selection_score` of these scores.
         """
         network = self._scored_network().eval()
         eda_gain, cue_gain, count_correct, absent_db = [], [], [], []
