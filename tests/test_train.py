@@ -11,6 +11,7 @@ import torch
 from synthetic_corpus import HELD_OUT, SOUNDS, write_corpus
 
 import rtsep
+from rtsep.cli.main import main
 from rtsep.model import ModelConfig, build_network
 from rtsep.model.growth import with_presence_gate
 from rtsep.train import Trainer, TrainSettings
@@ -83,6 +84,19 @@ def test_a_run_exports_its_current_weights_as_a_model_without_training(run, tmp_
     assert model.metadata["training"]["quick_validation"] == scores
     saved, current = model.network.state_dict(), trainer.network.state_dict()
     assert all(torch.equal(saved[name], current[name]) for name in saved)
+
+
+def test_validate_prints_the_quick_validation_of_the_run_without_training(run, capsys):
+    settings, run_dir = run
+    recipe = run_dir.parent / "validate.toml"
+    values = dataclasses.asdict(settings)
+    recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items() if v or v == 0))
+    steps_before = Trainer(settings).step
+    assert main(["train", "--settings", str(recipe), "--validate"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["step"] == steps_before > 0
+    assert printed["validation_count_accuracy"] is not None
+    assert Trainer(settings).step == steps_before  # nothing trained, nothing saved
 
 
 def test_a_time_limit_stops_a_run_validated_and_checkpointed(run, tmp_path):

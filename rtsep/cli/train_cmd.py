@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .common import add_debug_option, cli_command
@@ -44,6 +45,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="do not train: save the run's weights as they stand in its last checkpoint (the"
         " average when the run keeps one), quick-validated, as a model file PT",
     )
+    train.add_argument(
+        "--validate",
+        action="store_true",
+        help="do not train: print the quick validation (one JSON line) of the weights the run"
+        " would go on from (its last checkpoint, else --init; the average when kept)",
+    )
     add_debug_option(train)
     train.set_defaults(run=cli_command(run_train))
 
@@ -73,6 +80,10 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = Trainer(settings)
         scores = trainer.export_model(args.export)
         print(f"wrote {args.export}: step {trainer.step}, quick validation {scores}")
+        return 0
+    if args.validate:
+        trainer = Trainer(settings)
+        print(json.dumps({"step": trainer.step, **trainer.quick_validation()}))
         return 0
     Trainer(settings).run()
     print(f"done: best checkpoint in {settings.run_dir}/best.pt")
