@@ -69,7 +69,9 @@ class IOCounters:
     ``input_overruns``/``output_underruns`` count callbacks (sounddevice) or episodes (rtmixer)
     in which input was dropped because the input ring was full, or zeros were played because
     the output ring ran short. The ``*_flags`` fields count callbacks in which PortAudio
-    reported that status flag.
+    reported that status flag; ``flagged_callbacks`` counts callbacks with any of them, where
+    the audio path sees each callback (the sounddevice callback; ``None`` on rtmixer, whose C
+    callback counts per flag only).
     """
 
     callbacks: int = 0
@@ -79,15 +81,22 @@ class IOCounters:
     input_overflow_flags: int = 0
     output_underflow_flags: int = 0
     output_overflow_flags: int = 0
+    flagged_callbacks: int | None = None
 
     @property
     def xruns(self) -> int:
-        """PortAudio's four status flags summed: callbacks that lost or padded audio."""
-        return (
-            self.input_underflow_flags
-            + self.input_overflow_flags
-            + self.output_underflow_flags
-            + self.output_overflow_flags
+        """Callbacks that PortAudio flagged for lost or padded audio: ``flagged_callbacks``
+        where it is counted, else the largest per-flag count. Not the flags' sum: PortAudio's
+        JACK host API flags every xrun of the server as an input overflow *and* an output
+        underflow, so the sum counts each twice (the largest count is exact there, and a lower
+        bound on host APIs that flag them separately; the four counts are in ``io``)."""
+        if self.flagged_callbacks is not None:
+            return self.flagged_callbacks
+        return max(
+            self.input_underflow_flags,
+            self.input_overflow_flags,
+            self.output_underflow_flags,
+            self.output_overflow_flags,
         )
 
 
@@ -226,7 +235,7 @@ class SounddeviceDuplex(DuplexStream):
         self.output_ring = RingBuffer(channels[1], ring_frames)
         self._on_block = on_block
         self._process = process
-        self._counters = IOCounters()
+        self._counters = IOCounters(flagged_callbacks=0)
         stream = sd.Stream(
             device=device,
             samplerate=samplerate_hz,
@@ -247,10 +256,17 @@ class SounddeviceDuplex(DuplexStream):
         counters = self._counters
         counters.callbacks += 1
         if status:
-            counters.input_underflow_flags += status.input_underflow
-            counters.input_overflow_flags += status.input_overflow
-            counters.output_underflow_flags += status.output_underflow
-            counters.output_overflow_flags += status.output_overflow
+            flags = (
+                status.input_underflow,
+                status.input_overflow,
+                status.output_underflow,
+                status.output_overflow,
+            )
+            counters.flagged_callbacks += any(flags)
+            counters.input_underflow_flags += flags[0]
+            counters.input_overflow_flags += flags[1]
+            counters.output_underflow_flags += flags[2]
+            counters.output_overflow_flags += flags[3]
         if self._process is not None:
             self._process(indata.T, outdata.T)
             return

@@ -97,6 +97,16 @@ class JackServer:
         """Environment variables that point a JACK client (PortAudio) at this server."""
         return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
 
+    def pause(self, seconds: float) -> None:
+        """SIGSTOP the server for ``seconds``, then SIGCONT: its cycles fall behind and it
+        reports an xrun to every client (a machine that stalled the audio thread)."""
+        assert self._process is not None, "the server is not running"
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the server (a device that vanishes). Only for servers started with
         ``portaudio=False``.

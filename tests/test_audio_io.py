@@ -114,6 +114,28 @@ def test_a_full_input_ring_counts_overruns(jack_server) -> None:
     assert counters.input_overruns > 0 and counters.output_underruns == counters.callbacks
 
 
+@pytest.mark.parametrize("backend", ["sounddevice", "rtmixer"])
+def test_a_stalled_server_counts_each_xrun_once_not_once_per_flag(jack_server, backend) -> None:
+    """PortAudio's JACK host flags every server xrun as an input overflow and an output
+    underflow in the same callback: ``xruns`` counts the callbacks, half the flags' sum."""
+    server = jack_server(48000, 128)
+    with open_duplex(
+        samplerate_hz=48000, blocksize_frames=128, channels=(1, 1), backend=backend
+    ) as stream:
+        stream.start()
+        time.sleep(0.2)
+        for _ in range(3):
+            server.pause(0.05)
+            time.sleep(0.2)
+        stream.stop()
+        counters = stream.counters()
+    assert counters.input_overflow_flags == counters.output_underflow_flags >= 1
+    assert counters.input_underflow_flags == counters.output_overflow_flags == 0
+    assert counters.xruns == counters.input_overflow_flags
+    if backend == "sounddevice":
+        assert counters.flagged_callbacks == counters.xruns
+
+
 def test_devices_are_found_by_index_or_name_and_missing_ones_are_listed(jack_server) -> None:
     jack_server(16000, PERIOD_FRAMES)
     index = find_device("jack audio", "input")
