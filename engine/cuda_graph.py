@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model, StreamingNetwork
-from .backends import StatefulBackend
+from .backends import TorchBackend
 
 #: Eager runs on a side stream before capture (lazy initialisation: cuDNN, allocator).
 WARMUP_HOPS = 3
@@ -82,14 +82,15 @@ class CudaGraphHop:
         return output
 
 
-class CudaGraphBackend(StatefulBackend):
+class CudaGraphBackend(TorchBackend):
     """The torch step of one stream, replayed as a CUDA graph (backend ``torch-cuda-graphs``).
 
     A graph is captured per output count, at the first hop that runs with that many outputs
     (a cue change to a new count pays one capture on that hop). The state stays the numpy
     bookkeeping of :class:`~rtsep.engine.backends.StatefulBackend`, so cue changes,
     checkpoints and crossfades work as with ``torch``: each hop copies it into the graph's
-    buffers and back, as :class:`~rtsep.engine.TorchBackend` copies it to the device and back.
+    buffers and back, as the eager :class:`~rtsep.engine.TorchBackend` copies it to the device
+    and back.
 
     Args:
         model: the separation model, on a CUDA device (``ValueError`` otherwise).
@@ -104,10 +105,8 @@ class CudaGraphBackend(StatefulBackend):
                 f"the {self.name} backend needs the model on a CUDA device (--device cuda), "
                 f"not {model.device}"
             )
-        if threads:
-            torch.set_num_threads(threads)
         self._graphs: dict[int, tuple[CudaGraphHop, torch.Tensor]] = {}
-        super().__init__(model)
+        super().__init__(model, threads)
 
     @torch.inference_mode()
     def _run_hop(self, samples: np.ndarray) -> np.ndarray:
@@ -115,7 +114,7 @@ class CudaGraphBackend(StatefulBackend):
         queries.copy_(torch.from_numpy(self._hop_queries()))
         for name in STATE_NAMES:
             graph.state[name].copy_(torch.from_numpy(self._state[name]))
-        output = graph.step(torch.from_numpy(samples).to(self.model.device))
+        output = graph.step(torch.from_numpy(samples))  # copied into the graph's buffer
         self._state = {name: graph.state[name].cpu().numpy() for name in STATE_NAMES}
         return output[0].cpu().numpy()
 

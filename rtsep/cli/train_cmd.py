@@ -49,7 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--validate",
         action="store_true",
         help="do not train: print the quick validation (one JSON line) of the weights the run"
-        " would go on from (its last checkpoint, else --init; the average when kept)",
+        " would go on from (its last checkpoint, else --init; the average when kept); the run"
+        " folder is created if it does not exist",
     )
     add_debug_option(train)
     train.set_defaults(run=cli_command(run_train))
