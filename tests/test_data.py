@@ -11,8 +11,17 @@ import torch
 from synthetic_corpus import HELD_OUT, RATE_HZ, SOUNDS, UNUSABLE, write_corpus
 from torch.utils.data import DataLoader
 
-from rtsep.data import Corpus, Entry, MixtureSimulator, collate, split_entries, validation_sources
+from rtsep.data import (
+    Corpus,
+    Entry,
+    MixtureSimulator,
+    collate,
+    split_entries,
+    user_scenes,
+    validation_sources,
+)
 from rtsep.data.corpus import FRAME_SAMPLES, active_frames, frame_power
+from rtsep.data.scenes import SCENE_SECONDS
 
 SEGMENT_S = 1.0
 SEGMENT_SAMPLES = round(SEGMENT_S * RATE_HZ)
@@ -248,3 +257,40 @@ def test_speed_perturbation_moves_the_pitch_by_its_factor(corpus: Corpus, speed:
         peaks_hz = np.sort(np.argsort(spectrum)[-2:]) * RATE_HZ / len(mixture)
         assert peaks_hz == pytest.approx([440.0 * speed, 880.0 * speed], abs=2.0)
         assert np.all(np.isfinite(mixture)) and len(mixture) == round(SEGMENT_S * RATE_HZ)
+
+
+def test_a_short_file_repeats_with_pauses_when_asked(corpus: Corpus) -> None:
+    chirp = [entry for entry in corpus.usable() if entry.subclass == "chirp"]  # 1 s long
+    options = {"segment_seconds": 4.0, "max_sources": 1, "length": 6, "lowpass_probability": 0.0}
+    once = MixtureSimulator(chirp, corpus=corpus, partial_probability=0.0, **options)
+    repeated = MixtureSimulator(
+        chirp, corpus=corpus, partial_probability=0.0, repeat_probability=1.0, **options
+    )
+    frame_s = FRAME_SAMPLES / RATE_HZ
+    for index in range(len(repeated)):
+        plays = _runs(active_frames(frame_power(repeated[index].mixture)))
+        assert len(plays) >= 3  # 1-s plays with 0.2-1 s pauses fill 4 s at least 3 times
+        assert repeated[index].onsets[0] <= 0.2 * RATE_HZ + FRAME_SAMPLES
+        pauses_s = [(start - end) * frame_s for (_, end), (start, _) in zip(plays, plays[1:])]
+        assert all(0.15 <= pause <= 1.05 for pause in pauses_s)
+        assert len(_runs(active_frames(frame_power(once[index].mixture)))) == 1
+
+
+def _runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, end)`` frame of every run of True in ``active``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(int), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def test_user_scenes_start_every_source_together_at_close_levels(corpus: Corpus) -> None:
+    scenes = user_scenes(corpus.usable(), corpus=corpus, seed=3, length=30)
+    counts = []
+    for index in range(len(scenes)):
+        item = scenes[index]
+        counts.append(len(item.sources))
+        assert len(item.mixture) == round(SCENE_SECONDS * RATE_HZ)
+        assert item.onsets.max() <= 0.2 * RATE_HZ + FRAME_SAMPLES  # all from the first 0.2 s
+        power = [frame_power(source) for source in item.sources]
+        levels_db = [10 * np.log10(p[active_frames(p)].mean()) for p in power]
+        assert max(levels_db) - min(levels_db) <= 10.0 + 0.1  # gains within ±5 dB
+    assert set(counts) == {1, 2, 3}

@@ -73,6 +73,12 @@ def test_pit_follows_onset_order_and_ignores_padding() -> None:
     loss, permutation = onset_ordered_pit(pairwise, count, ordered)
     assert permutation[0, :2].tolist() == [0, 1]
     assert float(loss[0]) == -5.0
+    # Within the tolerance the same onsets count as a tie again; beyond it they do not.
+    loss, permutation = onset_ordered_pit(pairwise, count, ordered, tolerance_samples=800)
+    assert permutation[0, :2].tolist() == [1, 0]
+    assert float(loss[0]) == -20.0
+    loss, permutation = onset_ordered_pit(pairwise, count, ordered, tolerance_samples=799)
+    assert permutation[0, :2].tolist() == [0, 1]
 
 
 def test_existence_targets_are_heard_ones_then_zeros() -> None:

@@ -1,6 +1,7 @@
-"""Training data: the corpus reader, the source-wise split and the mixture simulator."""
+"""Training data: corpus reader, source-wise split, mixture simulator, user-scene validation."""
 
 from rtsep.data.corpus import Corpus, Entry
+from rtsep.data.scenes import user_scenes
 from rtsep.data.simulator import Mixture, MixtureSimulator, collate
 from rtsep.data.split import split_entries, validation_sources
 
@@ -11,5 +12,6 @@ __all__ = [
     "MixtureSimulator",
     "collate",
     "split_entries",
+    "user_scenes",
     "validation_sources",
 ]

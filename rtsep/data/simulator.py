@@ -35,6 +35,7 @@ LOWPASS_ORDER = 8
 LOWPASS_PREROLL_SAMPLES = 512  # filtered and dropped so the filter starts settled
 RT60_RANGE_S = (0.2, 1.0)
 DIRECT_TO_REVERB_DB = (0.0, 12.0)
+REPEAT_PAUSE_SECONDS = (0.2, 1.0)  # silence between the plays of a repeated short file
 
 
 @dataclass
@@ -72,6 +73,9 @@ class MixtureSimulator(Dataset):
     played faster or slower with probability ``speed_probability`` (resampled by a factor
     uniform in ``speed_range``: pitch, formants and tempo move together, so a few speakers and
     instruments stand for many);
+    a file shorter than its span is played once at a random start, or, with probability
+    ``repeat_probability``, repeated from a start within its first pause with pauses of
+    0.2-1 s between plays (a dog that barks, a door that knocks);
     reverberated with probability ``reverb_probability`` (exponentially decaying noise RIR,
     RT60 0.2-1 s); normalised to unit RMS over its active frames and given a gain uniform in
     ``gain_range_db`` (dB). Finally all are scaled by one factor so the mixture RMS is uniform in
@@ -97,6 +101,7 @@ class MixtureSimulator(Dataset):
         reverb_probability: float = 0.0,
         speed_probability: float = 0.0,
         speed_range: tuple[float, float] = (0.8, 1.25),
+        repeat_probability: float = 0.0,
         mixture_rms_dbfs: tuple[float, float] = (-30.0, -20.0),
         max_peak: float = 0.9,
         length: int = 10**7,
@@ -139,6 +144,7 @@ class MixtureSimulator(Dataset):
         self.reverb_probability = reverb_probability
         self.speed_probability = speed_probability
         self.speed_range = speed_range
+        self.repeat_probability = repeat_probability
         self.mixture_rms_dbfs = mixture_rms_dbfs
         self.max_peak = max_peak
         self.length = length
@@ -224,6 +230,9 @@ class MixtureSimulator(Dataset):
         file_span = int(np.ceil(span * speed))  # file samples that play in ``span`` samples
         file_samples = self.corpus.samples(entry)
         if file_samples <= file_span:
+            # No draw when repetition is off, so the mixtures of a seed stay what they were.
+            if self.repeat_probability > 0.0 and rng.random() < self.repeat_probability:
+                return self._repeated(rng, entry, start, stop)
             file_start, file_stop = 0, file_samples
             played = min(span, int(file_samples / speed))  # samples it lasts in the segment
             start += int(rng.integers(0, span - played + 1))
@@ -251,6 +260,31 @@ class MixtureSimulator(Dataset):
 
         source = np.zeros(total, dtype=np.float32)
         source[start : start + len(audio)] = audio
+        return self._finish(rng, source)
+
+    def _repeated(
+        self, rng: np.random.Generator, entry: Entry, start: int, stop: int
+    ) -> np.ndarray:
+        """A short file played over and over in ``[start, stop)`` samples with random pauses,
+        the first play beginning within one pause of ``start``; float32 [segment_samples]."""
+        clip = self.corpus.read(entry, 0, self.corpus.samples(entry))
+        if rng.random() < self.lowpass_probability:
+            cutoff_hz = rng.uniform(*LOWPASS_CUTOFF_HZ)
+            clip = signal.sosfilt(_lowpass(round(cutoff_hz, -1), self.sample_rate), clip)
+            clip = clip.astype(np.float32)
+        source = np.zeros(self.segment_samples, dtype=np.float32)
+        pause_range = [round(seconds * self.sample_rate) for seconds in REPEAT_PAUSE_SECONDS]
+        position = start + int(rng.integers(0, pause_range[0] + 1))
+        while position < stop:
+            played = min(len(clip), stop - position)
+            source[position : position + played] = clip[:played]
+            position += len(clip) + int(rng.integers(pause_range[0], pause_range[1] + 1))
+        return self._finish(rng, source)
+
+    def _finish(self, rng: np.random.Generator, source: np.ndarray) -> np.ndarray:
+        """``source`` [segment_samples] reverberated (maybe), at unit active RMS times its
+        random gain."""
+        total = self.segment_samples
         if rng.random() < self.reverb_probability:
             source = signal.oaconvolve(source, self._room_response(rng))[:total]
             source = source.astype(np.float32)

@@ -77,18 +77,25 @@ def _neg_ratio_db(
 
 
 def onset_ordered_pit(
-    pairwise: torch.Tensor, count: torch.Tensor, onsets: torch.Tensor
+    pairwise: torch.Tensor,
+    count: torch.Tensor,
+    onsets: torch.Tensor,
+    tolerance_samples: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best assignment of the first ``count`` outputs to the ``count`` sources.
 
     The EDA network counts sources heard so far, so output slot ``k`` must carry a source that
     began no later than the source of slot ``k + 1``: only permutations that keep the onset
-    order (ties free) are allowed.
+    order are allowed. Onsets closer than ``tolerance_samples`` count as ties (either order):
+    sources that all play from the start differ in onset by a few samples that nobody can
+    hear, and a strict order there is one no network can know, so it learns to hedge (the first
+    output carries the whole mixture).
 
     Args:
         pairwise: ``[B, S, S]`` loss of output ``k`` against source ``j``.
         count: ``[B]`` number of real sources (the rest are padding).
         onsets: ``[B, S]`` onset sample per source (padding: a large value).
+        tolerance_samples: onsets at most this far apart may come in either order.
     Returns:
         ``(loss [B] mean over real sources, permutation [B, S])`` where ``permutation[b, k]``
         is the source assigned to output ``k``.
@@ -106,7 +113,7 @@ def onset_ordered_pit(
     perm_onsets = onsets[:, perms]  # [B, P, S]
     perm_real = real[torch.arange(batch, device=device)[:, None, None], perms[None]]  # [B,P,S]
     valid = (perm_real == real[:, None, :]).all(-1)
-    ordered = perm_onsets[..., 1:] >= perm_onsets[..., :-1]
+    ordered = perm_onsets[..., 1:] >= perm_onsets[..., :-1] - tolerance_samples
     both_real = real[:, None, 1:]
     valid &= (ordered | ~both_real).all(-1)
     cost = cost.masked_fill(~valid, float("inf"))

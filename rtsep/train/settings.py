@@ -35,6 +35,14 @@ class TrainSettings:
     # Relative frequency of each source count min..max. Few one-source mixtures: they teach
     # counting and "pass it through", but separation is learnt from the others.
     source_count_weights: list[float] | None = field(default_factory=lambda: [0.1, 0.4, 0.3, 0.2])
+    # Training scenes (MixtureSimulator): share of sources cut to start/stop inside the segment,
+    # relative gains (dB), share of short files repeated with pauses
+    partial_probability: float = 0.5
+    gain_range_db: list[float] = field(default_factory=lambda: [-10.0, 10.0])
+    repeat_probability: float = 0.0
+    # EDA outputs follow onset order, except between sources whose onsets lie closer than this
+    # (seconds): either order then (see losses.onset_ordered_pit)
+    onset_tolerance_s: float = 0.0
     snr_cap_db: float = 30.0  # soft cap on the (SI-)SNR a training pair can earn (see losses)
     # "snr" (scores the level too), "si_snr" (scale-invariant) or "si_snr_level" (SI-SNR for
     # the shape plus level_weight x the level error in dB)
@@ -69,6 +77,9 @@ class TrainSettings:
     checkpoint_every: int = 250
     validate_every: int = 500
     validation_mixtures: int = 64
+    # user-like scenes of the held-out sources (rtsep.data.scenes), validated beside the split;
+    # when on, best.pt is chosen by the sum of both validations' scores. 0 = off
+    scene_validation_mixtures: int = 0
     lowpass_probability: float = 0.3
     reverb_probability: float = 0.0
     speed_probability: float = 0.0  # training mixtures only (MixtureSimulator.speed_range)
@@ -100,8 +111,12 @@ class TrainSettings:
         return self.stage1_steps + self.stage2_steps
 
     def selection_score(self, scores: dict) -> float:
-        """The figure best.pt maximises, from :meth:`Trainer.quick_validation`'s scores."""
+        """The figure best.pt maximises, from :meth:`Trainer.quick_validation`'s scores: EDA +
+        label SI-SNRi (dB) of the split, plus those of the user scenes when validated, less the
+        absent-cue charge."""
         score = (scores["validation_label_si_snri"] or 0.0) + scores["validation_eda_si_snri"]
+        if "scenes_eda_si_snri" in scores:
+            score += (scores["scenes_label_si_snri"] or 0.0) + scores["scenes_eda_si_snri"]
         absent = scores.get("validation_absent_db")
         if absent is not None:
             score -= self.absent_selection_weight * max(0.0, absent - self.absent_target_db)

@@ -24,7 +24,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..cues import TRAINING_PHRASINGS, shared_text_encoder
-from ..data import Corpus, MixtureSimulator, collate, split_entries, validation_sources
+from ..data import (
+    Corpus,
+    MixtureSimulator,
+    collate,
+    split_entries,
+    user_scenes,
+    validation_sources,
+)
 from ..model import Model, ModelConfig, StreamingNetwork, build_network, load_model
 from .losses import (
     alignment_loss,
@@ -89,6 +96,9 @@ class Trainer:
             max_sources=s.max_sources,
             count_weights=s.source_count_weights,
             speed_probability=s.speed_probability,
+            partial_probability=s.partial_probability,
+            gain_range_db=tuple(s.gain_range_db),
+            repeat_probability=s.repeat_probability,
             seed=s.seed,
             **common,
         )
@@ -100,6 +110,17 @@ class Trainer:
             length=s.validation_mixtures,
             **common,
         )
+        self.scene_set = (
+            user_scenes(
+                split_entries(self.corpus, "validation", held_out),
+                corpus=self.corpus,
+                seed=20_000 + s.seed,
+                length=s.scene_validation_mixtures,
+            )
+            if s.scene_validation_mixtures > 0
+            else None
+        )
+        self.onset_tolerance = round(s.onset_tolerance_s * self.train_set.sample_rate)
         self.network = self._initial_network().to(self.device)
         self.labels = list(self.network.config.labels)
         self.phrasings = self._phrasing_embeddings()
@@ -215,7 +236,9 @@ class Trainer:
         length = out.sources.shape[-1]
         targets = batch["sources"][..., :length]
         pairwise = self.signal_loss(out.sources, targets)
-        separation, permutation = onset_ordered_pit(pairwise, batch["count"], batch["onsets"])
+        separation, permutation = onset_ordered_pit(
+            pairwise, batch["count"], batch["onsets"], self.onset_tolerance
+        )
         heard = self._heard_counts(batch["onsets"], out.existence_logits.shape[1])
         existence = existence_loss(out.existence_logits, heard)
         # Align each real slot's final attractor with its source's label embedding.
@@ -353,18 +376,37 @@ class Trainer:
 
     @torch.no_grad()
     def quick_validation(self) -> dict:
-        """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate).
+        """Quick whole-signal scores on the held-out mixtures (the full evaluation is separate):
+        ``validation_*`` on the split's mixtures and, when ``scene_validation_mixtures`` is set,
+        ``scenes_*`` on the user scenes (``rtsep.data.scenes``).
 
         SI-SNRi in float64, uncapped. Mixtures of one source, and label cues whose class is the
         whole mixture, are skipped: the mixture is then its own target and there is no
-        improvement to measure. ``validation_absent_db`` is the mean output level, in dB re the
-        mixture, of a label cue for a class that is absent from the mixture. The best checkpoint
-        is chosen by :meth:`TrainSettings.selection_score` of these scores.
+        improvement to measure. EDA outputs are scored under the run's onset-order tolerance on
+        the split and with no order on the scenes (their sources all start together).
+        ``*_absent_db`` is the mean output level, in dB re the mixture, of a label cue for a
+        class that is absent from the mixture. The best checkpoint is chosen by
+        :meth:`TrainSettings.selection_score` of these scores.
         """
         network = self._scored_network().eval()
+        scores = self._validation_scores(network, self.validation_set, "validation")
+        if self.scene_set is not None:
+            unordered = self.scene_set.segment_samples
+            scores.update(self._validation_scores(network, self.scene_set, "scenes", unordered))
+        self.network.train()
+        return scores
+
+    def _validation_scores(
+        self,
+        network: StreamingNetwork,
+        mixtures: MixtureSimulator,
+        prefix: str,
+        tolerance_samples: int | None = None,
+    ) -> dict:
+        tolerance = self.onset_tolerance if tolerance_samples is None else tolerance_samples
         eda_gain, cue_gain, count_correct, absent_db = [], [], [], []
-        for index in range(len(self.validation_set)):
-            item = self.validation_set[index]
+        for index in range(len(mixtures)):
+            item = mixtures[index]
             batch = collate([item], max_sources=self.settings.max_sources, labels=self.labels)
             batch = {k: v.to(self.device) for k, v in batch.items()}
             out = network(batch["mixture"])
@@ -386,7 +428,10 @@ class Trainer:
                 pairwise_neg_si_snr(mixture.expand_as(targets), targets), dim1=1, dim2=2
             )
             loss, _ = onset_ordered_pit(
-                pairwise_neg_si_snr(out.sources.double(), targets), batch["count"], batch["onsets"]
+                pairwise_neg_si_snr(out.sources.double(), targets),
+                batch["count"],
+                batch["onsets"],
+                tolerance,
             )
             eda_gain.append(float(-loss[0] - baseline[0, :n].mean()))
             for label in set(item.labels):
@@ -400,14 +445,12 @@ class Trainer:
                 target = target[None, None, :length]
                 gain = pairwise_neg_si_snr(mixture, target) - pairwise_neg_si_snr(estimate, target)
                 cue_gain.append(float(gain))
-        self.network.train()
-        scores = {
-            "validation_eda_si_snri": round(float(np.mean(eda_gain)), 3),
-            "validation_label_si_snri": round(float(np.mean(cue_gain)), 3) if cue_gain else None,
-            "validation_count_accuracy": round(float(np.mean(count_correct)), 3),
-            "validation_absent_db": round(float(np.mean(absent_db)), 2) if absent_db else None,
+        return {
+            f"{prefix}_eda_si_snri": round(float(np.mean(eda_gain)), 3),
+            f"{prefix}_label_si_snri": round(float(np.mean(cue_gain)), 3) if cue_gain else None,
+            f"{prefix}_count_accuracy": round(float(np.mean(count_correct)), 3),
+            f"{prefix}_absent_db": round(float(np.mean(absent_db)), 2) if absent_db else None,
         }
-        return scores
 
     def _scored_network(self) -> StreamingNetwork:
         """The weights that are validated and saved as a model: the average when kept."""
