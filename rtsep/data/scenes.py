@@ -17,7 +17,15 @@ from rtsep.data.simulator import MixtureSimulator
 
 SCENE_SECONDS = 4.0
 SCENE_COUNT_WEIGHTS = (0.3, 0.4, 0.3)  # one, two, three sources
-SCENE_GAIN_RANGE_DB = (-5.0, 5.0)
+#: MixtureSimulator options that make a scene (the count, seed and length aside)
+SCENE_OPTIONS = {
+    "segment_seconds": SCENE_SECONDS,
+    "gain_range_db": (-5.0, 5.0),
+    "partial_probability": 0.0,
+    "lowpass_probability": 0.0,
+    "reverb_probability": 0.0,
+    "repeat_probability": 1.0,
+}
 
 
 def user_scenes(
@@ -28,15 +36,10 @@ def user_scenes(
     return MixtureSimulator(
         entries,
         corpus=corpus,
-        segment_seconds=SCENE_SECONDS,
         min_sources=1,
         max_sources=len(SCENE_COUNT_WEIGHTS),
         count_weights=SCENE_COUNT_WEIGHTS,
         seed=seed,
-        gain_range_db=SCENE_GAIN_RANGE_DB,
-        partial_probability=0.0,
-        lowpass_probability=0.0,
-        reverb_probability=0.0,
-        repeat_probability=1.0,
         length=length,
+        **SCENE_OPTIONS,
     )

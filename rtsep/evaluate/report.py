@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 #: Where ``rtsep evaluate`` writes by default (relative to the working directory).
@@ -20,11 +21,103 @@ def write_results(results: dict, json_path: str | Path = DEFAULT_RESULTS) -> tup
     return json_path, markdown_path
 
 
+def combine_validations(by_validation: dict[str, dict]) -> dict:
+    """One results document holding :func:`rtsep.evaluate.evaluate_quality`'s results for
+    several validations (``{"split": ..., "scenes": ...}``), rendered side by side."""
+    return {"benchmark": "quality", "validations": by_validation}
+
+
 def render_markdown(results: dict) -> str:
-    """The results of :func:`rtsep.evaluate.evaluate_quality` as Markdown tables."""
-    lines = ["# rtsep quality benchmark", "", *_header(results), ""]
+    """The results of :func:`rtsep.evaluate.evaluate_quality` (or of several validations,
+    :func:`combine_validations`) as Markdown tables."""
+    if "validations" not in results:
+        return "\n".join(["# rtsep quality benchmark", "", *_body(results)]) + "\n"
+    validations = results["validations"]
+    lines = ["# rtsep quality benchmark", "", *_side_by_side(validations)]
+    for name, single in validations.items():
+        lines += [f"# Validation: {name}", "", *_body(single)]
+    return "\n".join(lines) + "\n"
+
+
+def _headlines() -> list[tuple[str, Callable[[dict], str]]]:
+    """The headline figures compared across validations: ``(row title, cell of a results)``."""
+
+    def extraction(label: str, method: str = "label_cue"):
+        return lambda r: _stats(r["extraction"][label][method]["si_snri_db"])
+
+    def absent(label: str):
+        return lambda r: _stats(r["absent_cue"][label]["level_db"]) if "absent_cue" in r else "–"
+
+    def separation(n: str):
+        return lambda r: _stats(r["separation"][n]["model"]["si_snri_db"])
+
+    def stems(n: str):
+        def cell(r: dict) -> str:
+            row = r["separation"][n]
+            return f"{row['mixture_stems']} / {row['mixtures']}" if "mixture_stems" in row else "–"
+
+        return cell
+
+    def peer(key: str):
+        def cell(r: dict) -> str:
+            speech = r["extraction"].get("speech", {})
+            difference = speech.get(f"label_minus_{key}_si_snri_db")
+            return "–" if difference is None else _stats(difference)
+
+        return cell
+
+    def consistency(r: dict) -> str:
+        return (
+            _percent(r["channel_consistency"]["all"]["consistency"])
+            if "channel_consistency" in r
+            else "–"
+        )
+
+    return [
+        ("label cue, speech", extraction("speech")),
+        ("label cue, music", extraction("music")),
+        ("label cue, env", extraction("env")),
+        ("text cue, all", extraction("all", "text_cue")),
+        (
+            "text − label, all",
+            lambda r: _db(r["extraction"]["all"]["text_minus_label_si_snri_db"], signed=True),
+        ),
+        ("absent cue, speech (dB re mixture)", absent("speech")),
+        ("absent cue, music", absent("music")),
+        ("absent cue, env", absent("env")),
+        ("speech: label cue − RNNoise", peer("rnnoise")),
+        ("speech: label cue − DeepFilterNet3", peer("dfn3")),
+        ("separation, 2 sources", separation("2")),
+        ("separation, 3 sources", separation("3")),
+        ("stems like the mixture, 2 sources", stems("2")),
+        ("stems like the mixture, 3 sources", stems("3")),
+        ("source count, 1-3 sources", lambda r: _percent(r["source_count"]["accuracy"])),
+        ("one source → one stem", lambda r: _percent(r["source_count"]["accuracy_by_count"]["1"])),
+        ("attractor–label matching", lambda r: _percent(r["attractor_matching"]["accuracy"])),
+        ("channel consistency", consistency),
+    ]
+
+
+def _side_by_side(validations: dict[str, dict]) -> list[str]:
+    names = list(validations)
+    lines = [
+        "## Both validations side by side",
+        "",
+        "SI-SNRi and levels in dB, mean (median); the sections below hold every table.",
+        "",
+        "| measure | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for title, cell in _headlines():
+        lines.append(f"| {title} | " + " | ".join(cell(validations[n]) for n in names) + " |")
+    return [*lines, ""]
+
+
+def _body(results: dict) -> list[str]:
+    """Every table of one validation's results, under its header."""
+    lines = [*_header(results), ""]
     lines += _extraction_table(results["extraction"])
-    lines += _rnnoise_table(results["extraction"])
+    lines += _peer_table(results["extraction"])
     if "absent_cue" in results:  # results written before it was measured lack it
         lines += _absent_table(results["absent_cue"])
     lines += _separation_table(results["separation"])
@@ -35,20 +128,22 @@ def render_markdown(results: dict) -> str:
     lines += _phrasing_table(results["extraction"])
     lines += ["## Rules", ""]
     lines += [f"- **{name}**: {rule}" for name, rule in results["rules"].items()]
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
 
 
 def _header(results: dict) -> list[str]:
     s = results["settings"]
     m = results["model"]
     trained = f"trained {m['training_steps']} steps" if m["trained"] else "UNTRAINED"
+    validation = s.get("validation", "split")
     commit = (results.get("git_commit") or "unknown")[:12]
     machine = results["machine"]
     return [
         f"- model: `{m['checkpoint'] or 'shipped weights'}` ({trained})",
         f"- streamed through `Streamer`, backend {s['backend']}, {s['threads']} thread(s)",
-        f"- {s['mixtures_per_condition']} mixtures per condition, {s['segment_seconds']:g} s each,"
-        f" seed {s['seed']}, validation sources: {', '.join(s['validation_sources'])}",
+        f"- validation `{validation}`: {s['mixtures_per_condition']} mixtures per condition,"
+        f" {s['segment_seconds']:g} s each, seed {s['seed']}, validation sources:"
+        f" {', '.join(s['validation_sources'])}",
         f"- commit `{commit}`, {results['created_utc']}, wall time {results['wall_time_s']:g} s",
         f"- machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}",
         "- values: dB, mean (median) over targets; the mean is sensitive to sources that"
@@ -69,6 +164,7 @@ def _command(results: dict) -> str:
         f"--backend {s['backend']}",
         f"--threads {s['threads']}",
         f"--seconds {s['segment_seconds']:g}",
+        f"--validation {s.get('validation', 'split')}",
     ]
     return " ".join(words)
 
@@ -97,30 +193,38 @@ def _extraction_table(extraction: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _rnnoise_table(extraction: dict) -> list[str]:
-    """The speech row beside RNNoise's, where the results carry it."""
-    rows = [(name, row) for name, row in extraction.items() if "rnnoise" in row]
-    if not rows:
-        return []
-    lines = [
-        "## Speech extraction beside RNNoise (the same mixtures)",
-        "",
-        "| Class | Mixtures | rtsep label cue SI-SNRi | RNNoise SI-SNRi | rtsep − RNNoise"
-        " | rtsep SDRi | RNNoise SDRi |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, row in rows:
-        cells = [
-            name,
-            str(row["mixtures"]),
-            _stats(row["label_cue"]["si_snri_db"]),
-            _stats(row["rnnoise"]["si_snri_db"]),
-            _stats(row["label_minus_rnnoise_si_snri_db"]),
-            _stats(row["label_cue"]["sdri_db"]),
-            _stats(row["rnnoise"]["sdri_db"]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]
+#: The speech peers a results file may carry: key → name in the tables.
+PEER_NAMES = {"rnnoise": "RNNoise", "dfn3": "DeepFilterNet3"}
+
+
+def _peer_table(extraction: dict) -> list[str]:
+    """The speech row beside each peer's (RNNoise, DeepFilterNet3), where the results carry
+    them."""
+    lines = []
+    for name, row in extraction.items():
+        for key, title in PEER_NAMES.items():
+            if key not in row:
+                continue
+            if not lines:
+                lines = [
+                    "## Speech extraction beside the peers (the same mixtures)",
+                    "",
+                    "| Class | Peer | Mixtures | rtsep label cue SI-SNRi | Peer SI-SNRi"
+                    " | rtsep − peer | rtsep SDRi | Peer SDRi |",
+                    "|---|---|---:|---:|---:|---:|---:|---:|",
+                ]
+            cells = [
+                name,
+                title,
+                str(row["mixtures"]),
+                _stats(row["label_cue"]["si_snri_db"]),
+                _stats(row[key]["si_snri_db"]),
+                _stats(row[f"label_minus_{key}_si_snri_db"]),
+                _stats(row["label_cue"]["sdri_db"]),
+                _stats(row[key]["sdri_db"]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""] if lines else []
 
 
 def _absent_table(absent: dict) -> list[str]:
@@ -146,8 +250,8 @@ def _separation_table(separation: dict) -> list[str]:
         "## Separation, unknown count (no cues)",
         "",
         "| Sources | Mixtures | SI-SNRi | SDRi | Oracle IRM SI-SNRi | Oracle IRM SDRi"
-        " | Missed sources | Extra estimates |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | Missed sources | Extra estimates | Stems like the mixture |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for count, row in separation.items():
         cells = [
@@ -159,6 +263,7 @@ def _separation_table(separation: dict) -> list[str]:
             _stats(row["oracle_irm"]["sdri_db"]),
             f"{row['missed_sources']} / {row['sources']}",
             str(row["extra_estimates"]),
+            str(row.get("mixture_stems", "–")),  # results written before it was measured lack it
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]

