@@ -1,10 +1,11 @@
 """Prepare ``.device/`` for a session lent a GPU machine (see scripts/device_session.sh).
 
     python scripts/pack_device_tree.py --corpus ../shared/corpus --run RUN_DIR [--megabytes 40]
+        [--out .device] [--no-wheels]
 
 The device machine gets only the checkout, capped at 64 MiB, and has no network: ``../shared``
 does not travel and packages missing there must come as wheels. This writes, in the ignored
-folder ``.device/`` of the checkout:
+folder ``.device/`` of the checkout (``--out``; tests pack elsewhere):
 
 - ``corpus/``: a subset of the corpus with its own ``manifest.csv``: every source of the
   validation split in full is not needed there (the quick validation uses 64 mixtures), so
@@ -73,20 +74,30 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a run folder with phrasings.pt")
     parser.add_argument("--megabytes", type=float, default=40.0, help="corpus subset budget")
     parser.add_argument("--no-wheels", action="store_true", help="skip the pip download")
+    parser.add_argument("--out", type=Path, default=DEVICE, help="the tree (default .device)")
+    parser.add_argument(
+        "--validation-sources",
+        help="comma-separated held-out sources (default: the recorded split's)",
+    )
     args = parser.parse_args()
-    target = DEVICE / "corpus"
+    tree = args.out
+    target = tree / "corpus"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     with (args.corpus / "manifest.csv").open(newline="") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames
         rows = list(reader)
-    held_out = validation_sources()
+    held_out = (
+        set(args.validation_sources.split(",")) if args.validation_sources else validation_sources()
+    )
     by_source: dict[tuple[str, bool], list[dict]] = defaultdict(list)
     for row in rows:
         by_source[(row["source"], row["source"] in held_out)].append(row)
     train_sources = sum(1 for _, held in by_source if not held)
     valid_sources = len(by_source) - train_sources
+    if not train_sources or not valid_sources:
+        sys.exit(f"{args.corpus}: needs training and held-out sources ({sorted(held_out)})")
     budget = args.megabytes * 1e6
     kept = []
     for (_, held), source_rows in sorted(by_source.items()):
@@ -97,18 +108,18 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(kept)
-    shutil.copyfile(args.run / "phrasings.pt", DEVICE / "phrasings.pt")
+    shutil.copyfile(args.run / "phrasings.pt", tree / "phrasings.pt")
     if not args.no_wheels:
         platforms = [flag for p in PLATFORMS for flag in ("--platform", p)]
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
             + ["--python-version", "3.12", "--implementation", "cp", *platforms]
-            + ["-d", str(DEVICE / "whl"), *WHEELS],
+            + ["-d", str(tree / "whl"), *WHEELS],
             check=True,
         )
-    size = sum(p.stat().st_size for p in DEVICE.rglob("*") if p.is_file()) / 1e6
+    size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file()) / 1e6
     minutes = sum(float(r["duration_s"]) for r in kept) / 60
-    print(f"{DEVICE}: {len(kept)} files, {minutes:.0f} min of audio, {size:.1f} MB in all")
+    print(f"{tree}: {len(kept)} files, {minutes:.0f} min of audio, {size:.1f} MB in all")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import numpy as np
 
 
 def plot_curves(log_path: Path, png_path: Path, smoothing_steps: int = 50) -> None:
-    """Plot the smoothed training losses and the validation scores against steps."""
+    """Plot the smoothed training losses and the validation scores against steps: the split's
+    (solid) and, when validated, the user scenes' (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,14 +31,19 @@ def plot_curves(log_path: Path, png_path: Path, smoothing_steps: int = 50) -> No
     if left.lines:  # a run shorter than the smoothing window has no curve yet
         left.legend()
     for key, name in (
-        ("validation_eda_si_snri", "EDA separation SI-SNRi (dB)"),
-        ("validation_label_si_snri", "label extraction SI-SNRi (dB)"),
-        ("validation_count_accuracy", "count accuracy"),
+        ("eda_si_snri", "EDA separation SI-SNRi (dB)"),
+        ("label_si_snri", "label extraction SI-SNRi (dB)"),
+        ("count_accuracy", "count accuracy"),
     ):
-        points = [(r["step"], r[key]) for r in valid if r.get(key) is not None]
-        if points:
-            steps, values = np.array(points).T
-            right.plot(steps, values, marker="o", label=name)
+        for prefix, style in (("validation", "-"), ("scenes", "--")):
+            points = [
+                (r["step"], r[f"{prefix}_{key}"])
+                for r in valid
+                if r.get(f"{prefix}_{key}") is not None
+            ]
+            if points:
+                steps, values = np.array(points).T
+                right.plot(steps, values, style, marker="o", label=f"{prefix}: {name}")
     right.set_xlabel("step")
     right.set_title("quick validation")
     if right.lines:

@@ -113,10 +113,11 @@ class TrainSettings:
     def selection_score(self, scores: dict) -> float:
         """The figure best.pt maximises, from :meth:`Trainer.quick_validation`'s scores: EDA +
         label SI-SNRi (dB) of the split, plus those of the user scenes when validated, less the
-        absent-cue charge."""
-        score = (scores["validation_label_si_snri"] or 0.0) + scores["validation_eda_si_snri"]
+        absent-cue charge. A figure with nothing to score (None) counts 0."""
+        names = ["validation_label_si_snri", "validation_eda_si_snri"]
         if "scenes_eda_si_snri" in scores:
-            score += (scores["scenes_label_si_snri"] or 0.0) + scores["scenes_eda_si_snri"]
+            names += ["scenes_label_si_snri", "scenes_eda_si_snri"]
+        score = sum(scores[name] or 0.0 for name in names)
         absent = scores.get("validation_absent_db")
         if absent is not None:
             score -= self.absent_selection_weight * max(0.0, absent - self.absent_target_db)

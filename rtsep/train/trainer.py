@@ -446,7 +446,7 @@ class Trainer:
                 gain = pairwise_neg_si_snr(mixture, target) - pairwise_neg_si_snr(estimate, target)
                 cue_gain.append(float(gain))
         return {
-            f"{prefix}_eda_si_snri": round(float(np.mean(eda_gain)), 3),
+            f"{prefix}_eda_si_snri": round(float(np.mean(eda_gain)), 3) if eda_gain else None,
             f"{prefix}_label_si_snri": round(float(np.mean(cue_gain)), 3) if cue_gain else None,
             f"{prefix}_count_accuracy": round(float(np.mean(count_correct)), 3),
             f"{prefix}_absent_db": round(float(np.mean(absent_db)), 2) if absent_db else None,
