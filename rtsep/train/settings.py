@@ -28,6 +28,9 @@ class TrainSettings:
     threads: int = 1  # torch intra-op threads (2 on 2 cores oversubscribes with the loader)
     loader_workers: int = 1  # processes simulating mixtures
     time_limit_s: float = 0.0  # stop (validated and checkpointed) after this wall time; 0 = none
+    # stop the same way after this much training time (wall time less validation); 0 = none.
+    # Designs compared at equal compute get equal training time, however long they validate.
+    train_time_limit_s: float = 0.0
     batch_size: int = 8
     segment_seconds: float = 2.0
     min_sources: int = 1
@@ -76,6 +79,9 @@ class TrainSettings:
     absent_target_db: float = -20.0
     checkpoint_every: int = 250
     validate_every: int = 500
+    # also validate each time this much training wall time (seconds, validation excluded) has
+    # passed: the marks at which designs are compared at equal compute (0 = off)
+    validate_every_s: float = 0.0
     validation_mixtures: int = 64
     # user-like scenes of the held-out sources (rtsep.data.scenes), validated beside the split;
     # when on, best.pt is chosen by the sum of both validations' scores. 0 = off

@@ -192,6 +192,8 @@ class Trainer:
             loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05
         )
         started = time.time()
+        self.validation_s = 0.0  # wall time spent validating: not training time
+        next_mark_s = s.validate_every_s
         for host_batch in bar:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in host_batch.items()}
             stage = 1 if self.step < s.stage1_steps else 2
@@ -214,14 +216,30 @@ class Trainer:
                 step=self.step, stage=stage, mode="eda" if use_eda else "cue", lr=float(f"{lr:.3g}")
             )
             bar.set_postfix(stage=stage, loss=f"{record['total']:.2f}", mode=record["mode"])
-            self._log(record | {"elapsed_s": round(time.time() - started, 1)})
-            out_of_time = 0 < s.time_limit_s <= time.time() - started
-            if self.step % s.validate_every == 0 or self.step == s.total_steps or out_of_time:
-                self._validate()
+            elapsed_s = time.time() - started
+            self._log(record | {"elapsed_s": round(elapsed_s, 1)})
+            train_s = elapsed_s - self.validation_s
+            out_of_time = 0 < s.time_limit_s <= elapsed_s or 0 < s.train_time_limit_s <= train_s
+            on_mark = 0 < next_mark_s <= train_s
+            if on_mark:
+                next_mark_s += s.validate_every_s * (
+                    1 + int((train_s - next_mark_s) // s.validate_every_s)
+                )
+            if (
+                self.step % s.validate_every == 0
+                or self.step == s.total_steps
+                or out_of_time
+                or on_mark
+            ):
+                validating = time.time()
+                self._validate({"train_s": round(train_s, 1)})
+                self.validation_s += time.time() - validating
             if self.step % s.checkpoint_every == 0 or self.step == s.total_steps or out_of_time:
                 self._checkpoint()
             if out_of_time:
-                tqdm.write(f"stopped at step {self.step}: time limit of {s.time_limit_s:g} s")
+                tqdm.write(
+                    f"stopped at step {self.step}: time limit reached ({train_s:.0f} s of training)"
+                )
                 break
 
     def _set_lr(self, lr: float) -> None:
@@ -363,11 +381,12 @@ class Trainer:
         self._save_model(Path(path), scores)
         return scores
 
-    def _validate(self) -> None:
-        """Quick validation, logged; the best scores so far are saved as ``best.pt``."""
+    def _validate(self, extra: dict | None = None) -> None:
+        """Quick validation, logged with ``extra`` (e.g. the training time so far); the best
+        scores so far are saved as ``best.pt``."""
         scores = self.quick_validation()
         score = self.settings.selection_score(scores)
-        self._log({"step": self.step, **scores})
+        self._log({"step": self.step, **(extra or {}), **scores})
         tqdm.write(f"step {self.step}: {scores}")
         if score > self.best_score:
             self.best_score = score
