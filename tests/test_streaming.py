@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from architectures import VARIANTS, model_of
+from architectures import COSTLY, VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import Streamer
@@ -67,6 +67,7 @@ def block_plans(length: int):
 @pytest.mark.parametrize(
     "cues", [["speech", "music"], ["someone talking", "label:env"]], ids=["labels", "text"]
 )
+@pytest.mark.parametrize("model", COSTLY, indirect=True)
 def test_streaming_matches_separate_for_any_block_size_with_cues(model, mixture, cues):
     reference = model.separate(mixture, cues).sources
     for plan, sizes in block_plans(mixture.size):
@@ -75,6 +76,7 @@ def test_streaming_matches_separate_for_any_block_size_with_cues(model, mixture,
         assert relative_error(output, reference) < TOLERANCE, plan
 
 
+@pytest.mark.parametrize("model", COSTLY, indirect=True)
 def test_streaming_matches_whole_signal_forward_with_attractors(model, mixture):
     reference = eda_reference(model, mixture)
     for plan, sizes in block_plans(mixture.size):
