@@ -1,8 +1,9 @@
-# The two set-up commands of the README: `make demo` and `make test`. Both install first.
+# The set-up commands of the README: `make demo` and `make test` (plus `make test-slow`, the
+# slow group that `make test` leaves out; CI runs both). All install first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-slow lint bench clean
 
 install:
 	bash scripts/install.sh
@@ -12,6 +13,9 @@ demo: install
 
 test: install
 	bash scripts/run_tests.sh
+
+test-slow: install
+	bash scripts/run_tests.sh --slow
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 import rtsep
@@ -14,7 +15,13 @@ from rtsep.model import ARCHITECTURES, ModelConfig, build_network
 
 VARIANTS = (*ARCHITECTURES, "lstm+presence")
 
-__all__ = ["VARIANTS", "model_of"]
+#: VARIANTS for the contract tests that cost seconds per variant (every block plan, 200 chunks
+#: through ONNX): the dual-path network (model v2, not the shipped architecture, the slowest
+#: per hop) runs them in the slow group (make test-slow, CI); its cheaper contract tests stay
+#: in make test. Use as ``@pytest.mark.parametrize("model", COSTLY, indirect=True)``.
+COSTLY = [pytest.param(v, marks=pytest.mark.slow) if v == "dualpath" else v for v in VARIANTS]
+
+__all__ = ["COSTLY", "VARIANTS", "model_of"]
 
 
 def model_of(variant: str) -> rtsep.Model:

@@ -112,7 +112,9 @@ def test_batch_in_process_matches_separate_reports_failures_and_resumes(
     assert record["inputs"][0]["status"] == "done"
 
 
-@pytest.mark.parametrize("streams", ["1", "2"])
+# --streams 2 (each worker batches two streams) stays in make test; --streams 1 (a Streamer per
+# file, as in-process above) in worker processes is in the slow group.
+@pytest.mark.parametrize("streams", [pytest.param("1", marks=pytest.mark.slow), "2"])
 def test_batch_with_two_worker_processes_matches_separate(inputs, reference, tmp_path, streams):
     out = tmp_path / "out"
     flags = ["--workers", "2", "--streams", streams, *_cue_flags()]

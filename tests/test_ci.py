@@ -1,5 +1,6 @@
 """CI runs lint: ``scripts/run_tests.sh`` (what ``make test`` and ``.ci/run`` call) fails on a
-``ruff check`` or ``ruff format --check`` finding before any test runs."""
+``ruff check`` or ``ruff format --check`` finding before any test runs; and CI runs every test:
+``make test`` leaves out the slow group, ``.ci/run`` runs it after (``make test-slow``)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ def _tree(tmp_path: Path, code: str) -> Path:
     return tmp_path
 
 
-def _run(folder: Path) -> subprocess.CompletedProcess:
+def _run(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(folder / "scripts" / "run_tests.sh")],
+        ["bash", str(folder / "scripts" / "run_tests.sh"), *args],
         env={**os.environ, "RTSEP_VENV": str(VENV)},
         capture_output=True,
         text=True,
@@ -49,10 +50,24 @@ def test_a_lint_finding_fails_the_test_script_before_pytest(tmp_path, code, find
     assert "== pytest" not in result.stdout
 
 
-def test_a_clean_tree_goes_on_to_pytest(tmp_path):
-    result = _run(_tree(tmp_path, "X = 1\n"))
+def test_a_clean_tree_goes_on_to_pytest_and_make_test_leaves_out_the_slow_group(tmp_path):
+    folder = _tree(tmp_path, "X = 1\n")
+    (folder / "tests" / "test_slow.py").write_text(
+        "import pytest\n\n\n@pytest.mark.slow\ndef test_slow():\n    pass\n"
+    )
+    result = _run(folder, "-rA")  # make test (-rA: name the tests that passed)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "== pytest" in result.stdout and "1 passed" in result.stdout
+    assert "== pytest" in result.stdout and "1 passed, 1 deselected" in result.stdout
+    assert "PASSED tests/test_nothing.py::test_nothing" in result.stdout
+    result = _run(folder, "--slow", "-rA")  # make test-slow
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 deselected" in result.stdout
+    assert "PASSED tests/test_slow.py::test_slow" in result.stdout
+    make = (REPO / "Makefile").read_text()
+    assert "\ntest: install\n\tbash scripts/run_tests.sh\n" in make
+    assert "\ntest-slow: install\n\tbash scripts/run_tests.sh --slow\n" in make
+    # CI runs the README's test command, then the slow group it leaves out.
+    assert "\nmake test\nmake test-slow\n" in (REPO / ".ci" / "run").read_text()
 
 
 @pytest.mark.slow

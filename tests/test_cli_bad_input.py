@@ -3,6 +3,10 @@
 Each case must exit non-zero with exactly one line on stderr that starts with
 ``rtsep separate: error:`` and names the problem, print no traceback (unless ``--debug``), and
 leave nothing in the output folder that looks like a finished run.
+
+The cases run as children forked from one preloaded Python (``cli_process.PreloadedCli``:
+real processes, exit statuses and output streams, without ~2.5 s of start-up each); the
+``--debug`` case runs as a fresh ``python -m rtsep.cli.main``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_process import PreloadedCli
 
 RATE = 16000
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
+@pytest.fixture(scope="module")
+def cli():
+    """``cli(*argv, umask=...)``: ``rtsep ARGV`` in a process forked from a preloaded one."""
+    with PreloadedCli(ENV) as run:
+        yield run
+
+
 def rtsep(*argv: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the ``rtsep`` command line in a child process."""
+    """Run the ``rtsep`` command line in a fresh Python process."""
     return subprocess.run(
         [sys.executable, "-m", "rtsep.cli.main", *argv],
         capture_output=True,
@@ -70,9 +82,10 @@ CASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_clear_line_a_nonzero_exit_and_no_finished_looking_output(case, tmp_path):
+def test_bad_input_is_one_clear_line_a_nonzero_exit_and_no_finished_looking_output(
+    case, tmp_path, cli
+):
     build, extra, words = CASES[case]
     if case == "cuda without CUDA" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -100,7 +113,7 @@ def test_bad_input_is_one_clear_line_a_nonzero_exit_and_no_finished_looking_outp
             out = blocker / "stems"
         else:
             argv.append(word)
-    result = rtsep(*prefix, "separate", str(mix), "--out", str(out), *argv)
+    result = cli(*prefix, "separate", str(mix), "--out", str(out), *argv)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0, result.stderr
     assert len(lines) == 1, result.stderr
@@ -110,7 +123,6 @@ def test_bad_input_is_one_clear_line_a_nonzero_exit_and_no_finished_looking_outp
     assert not [name for name in leftovers if name.endswith(".wav") or name == "report.json"]
 
 
-@pytest.mark.slow
 def test_debug_adds_the_traceback_to_the_one_line(tmp_path):
     mix = _mix(tmp_path / "mix.wav")
     result = rtsep("separate", str(mix), "--cue", "speech", "--cue", "speech", "--debug")
@@ -119,8 +131,7 @@ def test_debug_adds_the_traceback_to_the_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("rtsep separate: error:")
 
 
-@pytest.mark.slow
-def test_a_few_nonfinite_samples_are_zeroed_counted_reported_and_warned_once(tmp_path):
+def test_a_few_nonfinite_samples_are_zeroed_counted_reported_and_warned_once(tmp_path, cli):
     mix = tmp_path / "mix.wav"
     audio = sf.read(_mix(mix, seconds=1.5), dtype="float32")[0]
     audio[[100, 101, 5000]] = np.nan
@@ -128,7 +139,7 @@ def test_a_few_nonfinite_samples_are_zeroed_counted_reported_and_warned_once(tmp
     audio[12000] = -np.inf
     sf.write(mix, audio, RATE, subtype="FLOAT")
     out = tmp_path / "stems"
-    result = rtsep("separate", str(mix), "--out", str(out), "--cue", "speech")
+    result = cli("separate", str(mix), "--out", str(out), "--cue", "speech")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "5 non-finite sample(s)" in warnings[0]
@@ -141,18 +152,12 @@ def test_a_few_nonfinite_samples_are_zeroed_counted_reported_and_warned_once(tmp
             assert np.abs(stem).max() > 0, name  # the model state was not poisoned to zero
 
 
-@pytest.mark.slow
-def test_outputs_get_the_permissions_of_the_users_umask(tmp_path):
+def test_outputs_get_the_permissions_of_the_users_umask(tmp_path, cli):
     mix = _mix(tmp_path / "mix.wav")
     out = tmp_path / "stems"
     for umask, mode in ((0o022, 0o644), (0o002, 0o664)):
         folder = out / f"{umask:03o}"
-        result = subprocess.run(
-            [sys.executable, "-c", f"import os, sys; os.umask({umask}); "
-             "from rtsep.cli.main import main; sys.exit(main(sys.argv[1:]))",
-             "separate", str(mix), "--out", str(folder), "--cue", "speech"],
-            capture_output=True, text=True, env=ENV, timeout=300,
-        )  # fmt: skip
+        result = cli("separate", str(mix), "--out", str(folder), "--cue", "speech", umask=umask)
         assert result.returncode == 0, result.stderr
         for path in folder.iterdir():
             assert path.stat().st_mode & 0o777 == mode, (path.name, oct(path.stat().st_mode))
@@ -177,13 +182,12 @@ OTHER_CASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(OTHER_CASES))
-def test_other_commands_refuse_bad_options_in_one_line_and_leave_nothing(case, tmp_path):
+def test_other_commands_refuse_bad_options_in_one_line_and_leave_nothing(case, tmp_path, cli):
     argv, words = OTHER_CASES[case]
     if "cuda" in case and torch.cuda.device_count() > 7:
         pytest.skip("this machine has that CUDA device")
-    result = rtsep(*(word.format(tmp=tmp_path) for word in argv))
+    result = cli(*(word.format(tmp=tmp_path) for word in argv))
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"rtsep {argv[0]}: error:") and words in lines[0], lines[0]

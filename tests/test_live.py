@@ -41,6 +41,9 @@ TOLERANCE_SAMPLES = {16000: 0, 44100: 2, 48000: 2}
 MIN_CORRELATION = {16000: 0.999, 44100: 0.99, 48000: 0.99}
 #: Runs tried per case while failing runs were disturbed (xruns, deadline misses, drops).
 ATTEMPTS = 3
+#: Cases in the slow group (make test-slow, CI): make test keeps one block size per rate and
+#: audio path (16k-256, 48k-128, 44k1-128, the stereo monitor, sounddevice at 16k-256).
+SLOW = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -141,22 +144,24 @@ def measure(server: JackServer, session: LiveSession, signal: np.ndarray) -> Mea
 @pytest.mark.parametrize(
     ("rate_hz", "block", "period", "monitor", "audio"),
     [
-        pytest.param(16000, 64, 64, None, "rtmixer", id="16k-64"),
+        pytest.param(16000, 64, 64, None, "rtmixer", id="16k-64", marks=SLOW),
         pytest.param(16000, 256, 256, None, "rtmixer", id="16k-256"),
-        pytest.param(16000, 1000, 1000, None, "rtmixer", id="16k-1000"),
-        pytest.param(48000, 64, 64, None, "rtmixer", id="48k-64"),
-        pytest.param(48000, 256, 256, None, "rtmixer", id="48k-256"),
-        pytest.param(48000, 1000, 1000, None, "rtmixer", id="48k-1000"),
+        pytest.param(16000, 1000, 1000, None, "rtmixer", id="16k-1000", marks=SLOW),
+        pytest.param(48000, 64, 64, None, "rtmixer", id="48k-64", marks=SLOW),
+        pytest.param(48000, 256, 256, None, "rtmixer", id="48k-256", marks=SLOW),
+        pytest.param(48000, 1000, 1000, None, "rtmixer", id="48k-1000", marks=SLOW),
         pytest.param(44100, 128, 128, None, "rtmixer", id="44k1-128"),
         pytest.param(48000, 128, 128, None, "rtmixer", id="48k-128"),
         # PortAudio adapts 1000-frame blocks to 256-frame periods and reports what that adds.
-        pytest.param(16000, 1000, 256, None, "rtmixer", id="16k-1000-on-256-period"),
+        pytest.param(16000, 1000, 256, None, "rtmixer", id="16k-1000-on-256-period", marks=SLOW),
         # Stereo monitor: cue hard left, residual hard right.
         pytest.param(16000, 256, 256, (0, 1), "rtmixer", id="16k-256-monitor"),
         # The sounddevice (Python callback) fallback keeps the same latency.
         pytest.param(16000, 256, 256, None, "sounddevice", id="16k-256-sounddevice"),
-        pytest.param(48000, 128, 128, None, "sounddevice", id="48k-128-sounddevice"),
-        pytest.param(16000, 256, 256, (0, 1), "sounddevice", id="16k-256-monitor-sounddevice"),
+        pytest.param(48000, 128, 128, None, "sounddevice", id="48k-128-sounddevice", marks=SLOW),
+        pytest.param(
+            16000, 256, 256, (0, 1), "sounddevice", id="16k-256-monitor-sounddevice", marks=SLOW
+        ),
     ],
 )
 def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
@@ -189,6 +194,7 @@ def test_measured_delay_through_a_jack_device_equals_the_reported_latency(
     assert run.correlation > MIN_CORRELATION[rate_hz], str(run)  # the sum is the input
 
 
+@pytest.mark.slow
 def test_a_stalled_worker_on_rtmixer_plays_silence_then_returns_to_the_reported_latency(
     jack_server, model
 ) -> None:
@@ -234,6 +240,7 @@ def test_rtsep_live_runs_on_the_jack_device_and_exits_cleanly(jack_server, capsy
     assert re.search(r"stopped after 1\.[01] s: \d+ deadline misses, \d+ xruns", out), out
 
 
+@pytest.mark.slow
 def test_rtsep_live_serves_the_control_channel(jack_server, capsys) -> None:
     jack_server(16000, 256)
     endpoint = f"tcp://127.0.0.1:{free_port()}"

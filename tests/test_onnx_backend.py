@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from architectures import VARIANTS, model_of
+from architectures import COSTLY, VARIANTS, model_of
 
 import rtsep
 from rtsep.engine import OnnxBackend, Streamer, TorchBackend
@@ -34,6 +34,7 @@ def test_export_has_the_state_as_explicit_inputs_and_outputs(onnx_path):
 @pytest.mark.parametrize(
     "cues", [None, ["speech"], ["music", "an explosion", "env"]], ids=["eda", "one", "three"]
 )
+@pytest.mark.parametrize("model", COSTLY, indirect=True)
 def test_onnxruntime_matches_torch_over_200_chunks(model, onnx_path, cues):
     rng = np.random.default_rng(3)
     queries = model.cue_queries(cues).numpy() if cues else None
