@@ -323,7 +323,7 @@ class Engine:
         changed = snapshot is not self._snapshot and not self._same_plan(snapshot)
         if not changed:
             frames_before = self.backend.frame_index
-            raw = self.backend.step(chunk)
+            raw = self.backend.step(chunk).audio
             out = self._render(raw, mixture, self._plan)
             if self._fade_from is not None:  # the tracker moved sources between channels
                 previous = _Plan(**{**self._plan.__dict__, "assignment": self._fade_from})
@@ -417,10 +417,10 @@ class Engine:
             self._tracker = self._new_tracker()
         new = self._plan_for(snapshot)
         start = self.backend.checkpoint()
-        before = self._render(self.backend.step(chunk), mixture, old)
+        before = self._render(self.backend.step(chunk).audio, mixture, old)
         self.backend.restore(start)
         self.backend.configure(new.specs, carry=_continued(old, new))
-        after = self._render(self.backend.step(chunk), mixture, new)
+        after = self._render(self.backend.step(chunk).audio, mixture, new)
         self._plan = new
         self._fade_from = None
         return crossfade(before, after)
