@@ -1,15 +1,14 @@
-"""Engine latency before and after issue 11, per host block × device rate, and (``--jack``)
-reported against measured on a JACK dummy device.
+"""Engine latency per host block × device rate, its terms, and (``--jack``) reported against
+measured on a JACK dummy device.
 
     python -m benchmarks.latency_formula [--jack] [--out benchmarks/results]
 
-"Before" is the engine as it was: soxr's variable-rate resamplers (≈ 13–15 ms each way) and a
-safety margin of one whole 8 ms hop; "after" is the default now: the 1 ms polyphase resampler
-and ``safety_ms`` = 3. Both are computed by the engine itself (:attr:`Engine.latency`), so
-they depend on the settings only, not on the machine. With ``--jack``, each rate × block (at
-the default settings) also runs live on a JACK dummy-driver server, period = block, through
-``tests/test_live.py``'s measurement (the outputs' sum against the input), for the default
-audio backend. Writes ``latency_formula.json``/``.md`` to ``--out``.
+The figures are computed by the engine itself (:attr:`Engine.latency`, default settings: the
+1 ms polyphase input resampler, ``safety_ms`` = 3, fullband synthesis at the device rate), so
+they depend on the settings only, not on the machine. With ``--jack``, each rate × block also
+runs live on a JACK dummy-driver server, period = block, through ``tests/test_live.py``'s
+measurement (the outputs' sum against the input), for the default audio backend. Writes
+``latency_formula.json``/``.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from benchmarks.live_jack import write_results
 
 RATES_HZ = (16000, 44100, 48000)
 BLOCKS = (64, 128, 256, 1000)
-BEFORE = {"resampler": "soxr", "safety_ms": 8.0}  # safety_hops = 1: one 8 ms hop
-AFTER = {"resampler": "polyphase", "safety_ms": 3.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,21 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for rate in RATES_HZ:
         for block in BLOCKS:
-            row = {"rate_hz": rate, "block": block}
-            for name, settings in (("before", BEFORE), ("after", AFTER)):
-                config = EngineConfig(rate, block, residual=True, **settings)
-                latency = Engine(model, config, ["speech"]).latency
-                row[name] = latency.as_dict()
-            rows.append(row)
+            config = EngineConfig(rate, block, residual=True)
+            latency = Engine(model, config, ["speech"]).latency
+            rows.append({"rate_hz": rate, "block": block, "engine": latency.as_dict()})
     if args.jack:
         measure_on_jack(model, rows)
-    write_results(
-        "latency_formula",
-        argv or sys.argv[1:],
-        {"before": BEFORE, "after": AFTER, "rows": rows},
-        markdown,
-        args.out,
-    )
+    write_results("latency_formula", argv or sys.argv[1:], {"rows": rows}, markdown, args.out)
     return 0
 
 
@@ -80,7 +68,7 @@ def measure_on_jack(model, rows: list[dict]) -> None:
             "reported": run.reported,
             "measured": run.measured,
             "device_samples": session.latency.device_samples,
-            "correlation": round(run.correlation, 5),
+            "sum_error_db": round(run.error_db, 1),
             "disturbed": run.disturbed,
             "xruns": run.xruns,
             "deadline_misses": run.deadline_misses,
@@ -89,24 +77,23 @@ def measure_on_jack(model, rows: list[dict]) -> None:
 
 def markdown(results: dict) -> str:
     lines = [
-        "# Engine latency per block × rate, before and after issue 11",
+        "# Engine latency per block × rate",
         "",
         f"`{results['command']}` — {results['date']}, commit {results['machine']['git_commit']}. "
-        f"Before: {results['before']}; after: {results['after']}. The engine figure is "
-        "input to output of the engine (buffering + resamplers); a device adds its round trip "
-        "(2 blocks on JACK with period = block).",
+        "The engine figure is input to output of the engine (`engine/latency.py`); a device adds "
+        "its round trip (2 blocks on JACK with period = block).",
         "",
-        "| rate (Hz) | block | before: engine ms | after: buffering | + resampler in | "
-        "+ resampler out | = engine (samples) | after: engine ms |",
+        "| rate (Hz) | block | window · r | + resampler in | − slack | + safety | "
+        "= engine (samples) | engine (ms) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
-        before, after = row["before"], row["after"]
+        terms = row["engine"]
         lines.append(
-            f"| {row['rate_hz']} | {row['block']} | {before['total_ms']:.2f} "
-            f"| {after['buffering_samples']} | {after['resampler_in_samples']:g} "
-            f"| {after['resampler_out_samples']:g} | {after['total_samples']:g} "
-            f"| **{after['total_ms']:.2f}** |"
+            f"| {row['rate_hz']} | {row['block']} | {terms['algorithmic_samples']:g} "
+            f"| {terms['resampler_in_samples']:g} | {terms['alignment_slack_samples']:.4g} "
+            f"| {terms['safety_samples']} | {terms['total_samples']} "
+            f"| **{terms['total_ms']:.2f}** |"
         )
     if any("jack" in row for row in results["rows"]):
         lines += [
@@ -114,16 +101,16 @@ def markdown(results: dict) -> str:
             "Live on a JACK dummy device (period = block), end to end = engine + device:",
             "",
             "| rate (Hz) | block | reported (samples) | measured | measured − reported | "
-            "correlation | disturbed (xruns, misses) |",
+            "sum error (dB) | disturbed (xruns, misses) |",
             "|---:|---:|---:|---:|---:|---:|---|",
         ]
         for row in results["rows"]:
             jack = row.get("jack")
             if jack:
                 lines.append(
-                    f"| {row['rate_hz']} | {row['block']} | {jack['reported']:.2f} "
-                    f"| {jack['measured']} | {jack['measured'] - jack['reported']:+.2f} "
-                    f"| {jack['correlation']} | {jack['disturbed']} ({jack['xruns']}, "
+                    f"| {row['rate_hz']} | {row['block']} | {jack['reported']:.0f} "
+                    f"| {jack['measured']} | {jack['measured'] - jack['reported']:+.0f} "
+                    f"| {jack['sum_error_db']} | {jack['disturbed']} ({jack['xruns']}, "
                     f"{jack['deadline_misses']}) |"
                 )
     return "\n".join(lines) + "\n"

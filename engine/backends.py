@@ -3,8 +3,10 @@
 A backend owns the streaming state of one stream and a list of outputs. Each output is an
 :data:`OutputSpec`: an ``int`` (an EDA slot: its query is the attractor the network holds
 for that slot) or a query vector ``[E]`` (a label or text cue). ``step(chunk)`` runs whole hops
-strictly in order and returns the raw output stream, which lags the input by ``window - hop``
-samples (the overlap-add tail; :class:`~rtsep.engine.Streamer` and the engine compensate it).
+strictly in order and returns a :class:`StepOutput`: the raw model-rate output stream, which
+lags the input by ``window - hop`` samples (the overlap-add tail; :class:`~rtsep.engine.Streamer`
+compensates it), and each hop's complex gains on the mixture's spectrum, which the engine
+applies at the device rate (:mod:`rtsep.engine.fullband`).
 
 ``configure(outputs, carry)`` changes the outputs between two chunks without touching the
 shared state (separator, EDA): output ``i`` takes the per-output state of previous output
@@ -31,6 +33,14 @@ OutputSpec = int | np.ndarray
 PER_OUTPUT_STATE = ("synthesis_carry", "extractor_hidden", "extractor_cell")
 
 
+def complex_gains(real: np.ndarray, imag: np.ndarray) -> np.ndarray:
+    """The step's two gain tensors as one ``complex64`` array of the same shape."""
+    gains = np.empty(real.shape, np.complex64)
+    gains.real = real
+    gains.imag = imag
+    return gains
+
+
 def eda_outputs(model: Model) -> list[OutputSpec]:
     """One output per EDA slot."""
     return list(range(model.config.max_sources))
@@ -39,6 +49,19 @@ def eda_outputs(model: Model) -> list[OutputSpec]:
 def cue_outputs(queries: np.ndarray) -> list[OutputSpec]:
     """One output per query row ``[N, E]``."""
     return [np.asarray(row, np.float32) for row in queries]
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What ``step`` returns for a chunk of ``k`` hops.
+
+    ``audio float32 [outputs, k * hop]``: the model's own synthesis at the model rate;
+    ``gains complex64 [outputs, k, bins]``: per hop, the gains that made it from the mixture's
+    spectrum (``bins = window / 2 + 1`` at the model rate).
+    """
+
+    audio: np.ndarray
+    gains: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -59,7 +82,7 @@ class Backend(Protocol):
         self, outputs: Sequence[OutputSpec], carry: Sequence[int | None] | None = None
     ) -> None: ...
 
-    def step(self, chunk: np.ndarray) -> np.ndarray: ...
+    def step(self, chunk: np.ndarray) -> StepOutput: ...
 
     def checkpoint(self) -> BackendCheckpoint: ...
 
@@ -82,9 +105,9 @@ class StatefulBackend:
     """State bookkeeping shared by the backends; state tensors are numpy arrays (batch 1).
 
     The base class for a backend of one's own (``docs/plugins.md``): a subclass implements
-    ``_run_hop(samples [1, hop]) -> [outputs, hop]`` over ``self._state`` (the
-    ``STATE_NAMES`` arrays) and ``self._hop_queries()``; reset, reconfiguration, checkpoints
-    and the EDA read-outs come from here.
+    ``_run_hop(samples [1, hop]) -> (audio [outputs, hop], gains complex64 [outputs, bins])``
+    over ``self._state`` (the ``STATE_NAMES`` arrays) and ``self._hop_queries()``; reset,
+    reconfiguration, checkpoints and the EDA read-outs come from here.
     """
 
     name = "base"
@@ -173,18 +196,21 @@ class StatefulBackend:
         """Existence probabilities ``[max_sources + 1]`` of the held attractors."""
         return 1.0 / (1.0 + np.exp(-self._state["existence_logits"][0]))
 
-    def step(self, chunk: np.ndarray) -> np.ndarray:
-        """``chunk float32 [k * hop]`` → raw output ``float32 [outputs, k * hop]``."""
+    def step(self, chunk: np.ndarray) -> StepOutput:
+        """``chunk float32 [k * hop]`` → :class:`StepOutput` (raw audio and gains per hop)."""
         hop = self.hop_samples
         chunk = np.asarray(chunk, dtype=np.float32)
         if chunk.shape[-1] % hop:
             raise ValueError(f"chunk length {chunk.shape[-1]} is not a multiple of {hop}")
-        out = np.empty((self.outputs, chunk.shape[-1]), np.float32)
-        for start in range(0, chunk.shape[-1], hop):
-            out[:, start : start + hop] = self._run_hop(chunk[None, start : start + hop])
-        return out
+        hops = chunk.shape[-1] // hop
+        audio = np.empty((self.outputs, chunk.shape[-1]), np.float32)
+        gains = np.empty((self.outputs, hops, self.model.config.frequency_bins), np.complex64)
+        for index in range(hops):
+            span = slice(index * hop, (index + 1) * hop)
+            audio[:, span], gains[:, index] = self._run_hop(chunk[None, span])
+        return StepOutput(audio, gains)
 
-    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+    def _run_hop(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 
@@ -199,13 +225,13 @@ class TorchBackend(StatefulBackend):
         super().__init__(model)
 
     @torch.inference_mode()
-    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+    def _run_hop(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         device = self.model.device
         inputs = [torch.from_numpy(samples), torch.from_numpy(self._hop_queries())]
         inputs += [torch.from_numpy(self._state[name]) for name in STATE_NAMES]
-        output, *state = self.model.network.step_hop(*(t.to(device) for t in inputs))
+        output, real, imag, *state = self.model.network.step_hop(*(t.to(device) for t in inputs))
         self._state = {name: value.cpu().numpy() for name, value in zip(STATE_NAMES, state)}
-        return output[0].cpu().numpy()
+        return output[0].cpu().numpy(), complex_gains(real[0].cpu().numpy(), imag[0].cpu().numpy())
 
 
 class OnnxBackend(StatefulBackend):
@@ -235,13 +261,13 @@ class OnnxBackend(StatefulBackend):
         )
         super().__init__(model)
 
-    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+    def _run_hop(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feeds = dict(self._state)
         feeds["hop_samples"] = samples
         feeds["queries"] = self._hop_queries()
-        result = self.session.run(None, feeds)
-        self._state = dict(zip(STATE_NAMES, result[1:]))
-        return result[0][0]
+        output, real, imag, *state = self.session.run(None, feeds)
+        self._state = dict(zip(STATE_NAMES, state))
+        return output[0], complex_gains(real[0], imag[0])
 
 
 def onnx_backend(model: Model, threads: int = 1) -> OnnxBackend:

@@ -99,9 +99,10 @@ class BatchStreamer:
     def _step(self, hop: torch.Tensor) -> torch.Tensor:
         """``hop [B, hop]`` → ``output [B, N, hop]``; the state moves on by one hop."""
         if self._graph is not None:  # its own state, advanced in place by every replay
-            return self._graph.step(hop).clone()
+            return self._graph.step(hop)[0].clone()
         values = tuple(self._state[name] for name in STATE_NAMES)
-        out, *values = self.model.network.step_hop(hop, self._hop_queries(self._state), *values)
+        queries = self._hop_queries(self._state)
+        out, _, _, *values = self.model.network.step_hop(hop, queries, *values)
         self._state = dict(zip(STATE_NAMES, values))
         return out
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model, StreamingNetwork
-from .backends import TorchBackend
+from .backends import TorchBackend, complex_gains
 
 #: Eager runs on a side stream before capture (lazy initialisation: cuDNN, allocator).
 WARMUP_HOPS = 3
@@ -66,20 +66,20 @@ class CudaGraphHop:
         with torch.cuda.graph(self._graph):  # records the kernels, runs none of them
             self._output = self._hop()
 
-    def step(self, samples: torch.Tensor) -> torch.Tensor:
-        """``samples [B, hop]`` → ``output [B, N, hop]`` (a buffer the next step overwrites);
-        :attr:`state` is advanced by one hop."""
+    def step(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``samples [B, hop]`` → ``(output [B, N, hop], gains_real, gains_imag [B, N, bins])``
+        (buffers the next step overwrites); :attr:`state` is advanced by one hop."""
         self._samples.copy_(samples)
         self._graph.replay()
         return self._output
 
-    def _hop(self) -> torch.Tensor:
+    def _hop(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         queries = self._queries_of(self.state)
         values = (self.state[name] for name in STATE_NAMES)
-        output, *new = self._network.step_hop(self._samples, queries, *values)
+        output, real, imag, *new = self._network.step_hop(self._samples, queries, *values)
         for name, value in zip(STATE_NAMES, new):
             self.state[name].copy_(value)
-        return output
+        return output, real, imag
 
 
 class CudaGraphBackend(TorchBackend):
@@ -109,14 +109,16 @@ class CudaGraphBackend(TorchBackend):
         super().__init__(model, threads)
 
     @torch.inference_mode()
-    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+    def _run_hop(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         graph, queries = self._graph_for(self.outputs)
         queries.copy_(torch.from_numpy(self._hop_queries()))
         for name in STATE_NAMES:
             graph.state[name].copy_(torch.from_numpy(self._state[name]))
-        output = graph.step(torch.from_numpy(samples))  # copied into the graph's buffer
+        # The hop's samples are copied into the graph's buffer.
+        output, real, imag = graph.step(torch.from_numpy(samples))
         self._state = {name: graph.state[name].cpu().numpy() for name in STATE_NAMES}
-        return output[0].cpu().numpy()
+        gains = complex_gains(real[0].cpu().numpy(), imag[0].cpu().numpy())
+        return output[0].cpu().numpy(), gains
 
     def _graph_for(self, outputs: int) -> tuple[CudaGraphHop, torch.Tensor]:
         """The graph for ``outputs`` outputs and the query buffer it reads, captured once."""

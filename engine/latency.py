@@ -1,29 +1,37 @@
 """The engine's latency as a formula: what is reported is what the signal path does.
 
 All figures are in device samples (frames at the device rate ``R``); ``r = R / model_rate``.
+Outputs are synthesised at the device rate from the device-rate mixture
+(:mod:`rtsep.engine.fullband`), so output sample ``n`` is input sample ``n - reported``,
+separated, and ``reported`` is a whole number of samples::
 
-``reported = buffering + resampling``, where
+    reported = buffering = block + window · r + resampler_in − slack + safety
 
-* ``buffering`` — the output delay line the engine keeps in front of the output callback. It
-  must cover, with zero compute time, the worst wait of a sample for its output to be final:
-  one host block (input arrives a block at a time, and a block's output is due a block ahead)
-  plus the model's algorithmic latency (a hop to fill, a hop of overlap-add: ``window``
-  samples), less the alignment slack of host blocks against hops (``gcd(block, hop)`` when the
-  rates are equal; a 2-sample rounding allowance is added instead when resampling), plus a
-  safety margin of ``safety_ms`` milliseconds (rounded up to whole device samples) for the
-  chunk's compute time and the worker's wake-up;
-* ``resampling`` — the constant delays of the streaming resamplers in and out
-  (:mod:`rtsep.engine.resampler`: 1 ms each way for the polyphase resampler, ≈ 13–15 ms for
-  soxr), zero at the model rate.
+* ``block`` — input reaches the engine one host block at a time, and each block's output is
+  due one block later;
+* ``window · r`` — the model's algorithmic latency: a device frame spans the model's 16 ms
+  window, and its first sample is final only once the frame's gains are known;
+* ``resampler_in`` — the input resampler's delay: the model hears the frame that much later,
+  and the frame's gains wait for the model;
+* ``slack`` — what the alignment of host blocks against frames saves (``gcd(block, hop)`` at
+  the model rate; with resampling a few samples either way, the rounding of frame starts and
+  of the resampler's taps included). It is not estimated: :func:`engine_latency` walks every
+  block of one period of the block and frame pattern with a worker of zero compute time and
+  takes the largest wait, so the rest of ``buffering`` is exactly what such a worker needs;
+* ``safety`` — ``safety_ms`` milliseconds (rounded up to whole device samples) for one chunk's
+  compute time and the worker's wake-up.
 
-The signal path adds nothing else: the model's own overlap-add lag is compensated inside the
-engine, so output sample ``n`` is input sample ``n - reported``, separated.
+Nothing is resampled on the way out, so no output resampler adds its delay (it did before the
+fullband synthesis: 1 ms more at 44.1 and 48 kHz).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+from .fullband import FrameGrid
 
 
 @dataclass(frozen=True)
@@ -33,26 +41,25 @@ class Latency:
     device_rate_hz: int
     block_samples: int
     algorithmic_samples: float  # model window at the device rate
-    alignment_slack_samples: (
-        float  # subtracted: block/hop alignment (negative = rounding allowance)
-    )
-    safety_samples: int
     resampler_in_samples: float  # input resampler delay, in device samples
-    resampler_out_samples: float
+    alignment_slack_samples: float  # subtracted: block/frame alignment (negative: rounding)
+    safety_samples: int
 
     @property
     def buffering_samples(self) -> int:
         """Length of the output delay line (whole device samples)."""
-        return int(
+        return round(
             self.block_samples
-            + math.ceil(self.algorithmic_samples)
+            + self.algorithmic_samples
+            + self.resampler_in_samples
             - self.alignment_slack_samples
             + self.safety_samples
         )
 
     @property
-    def total_samples(self) -> float:
-        return self.buffering_samples + self.resampler_in_samples + self.resampler_out_samples
+    def total_samples(self) -> int:
+        """The engine's latency: the delay line, as nothing else delays the outputs."""
+        return self.buffering_samples
 
     @property
     def total_ms(self) -> float:
@@ -67,33 +74,60 @@ class Latency:
 
 
 def engine_latency(
-    device_rate_hz: int,
+    grid: FrameGrid,
     block_samples: int,
-    model_rate_hz: int,
-    window_samples: int,
-    hop_samples: int,
     safety_ms: float,
-    resampler_in_delay: float = 0.0,
-    resampler_out_delay: float = 0.0,
+    input_needed: Callable[[int], int],
 ) -> Latency:
     """The latency terms for one configuration.
 
-    ``safety_ms`` is in milliseconds; ``resampler_in_delay`` is in model samples (the input
-    resampler's output rate), ``resampler_out_delay`` in device samples.
+    ``grid`` places the device frames; ``input_needed(m)`` is how many device input frames the
+    input resampler needs before the first ``m`` model samples have come out; ``safety_ms`` is
+    in milliseconds.
     """
     if safety_ms < 0:
         raise ValueError(f"safety_ms must be >= 0, got {safety_ms}")
-    ratio = device_rate_hz / model_rate_hz
-    if device_rate_hz == model_rate_hz:
-        slack = math.gcd(block_samples, hop_samples)
-    else:
-        slack = -2
+    rate = grid.device_rate_hz
+    ratio = float(grid.ratio)
+    algorithmic = grid.window_samples * ratio
+    resampler_in = float(grid.analysis_delay) * ratio
+    wait = frame_wait_samples(grid, block_samples, input_needed)
     return Latency(
-        device_rate_hz=device_rate_hz,
+        device_rate_hz=rate,
         block_samples=block_samples,
-        algorithmic_samples=window_samples * ratio,
-        alignment_slack_samples=slack,
-        safety_samples=math.ceil(safety_ms * device_rate_hz / 1000.0 - 1e-9),
-        resampler_in_samples=resampler_in_delay * ratio,
-        resampler_out_samples=resampler_out_delay,
+        algorithmic_samples=algorithmic,
+        resampler_in_samples=resampler_in,
+        alignment_slack_samples=algorithmic + resampler_in - wait,
+        safety_samples=math.ceil(safety_ms * rate / 1000.0 - 1e-9),
     )
+
+
+def frame_wait_samples(
+    grid: FrameGrid, block_samples: int, input_needed: Callable[[int], int]
+) -> int:
+    """The delay line a worker of zero compute time needs beyond one block.
+
+    Block ``k``'s output (device samples ``[k·B − L + B, …)`` of the synthesis, read while
+    block ``k`` comes in) may only hold samples final once blocks ``0 … k−1`` have arrived.
+    After frame ``t`` every sample before the start of frame ``t + 1`` is final; frame ``t``
+    needs its own samples and the model's hop ``t`` (``input_needed((t + 1)·hop)`` input
+    frames). Walks two periods of the block and frame pattern from the start of the stream and
+    returns the largest ``L − B`` any block needs.
+    """
+    hop = grid.hop_samples
+    frame = grid.frame_samples
+
+    def needed(t: int) -> int:  # input frames frame t waits for
+        return max(grid.start(t) + frame, input_needed((t + 1) * hop))
+
+    period = math.lcm(block_samples, grid.period_samples)
+    blocks = (2 * period + 4 * frame) // block_samples + 2
+    done = -1  # last frame whose input has all arrived
+    wait = 0
+    for k in range(blocks):
+        arrived = k * block_samples
+        while needed(done + 1) <= arrived:
+            done += 1
+        final = max(0, grid.start(done + 1))  # samples before this are final
+        wait = max(wait, (k + 1) * block_samples - final - block_samples)
+    return wait

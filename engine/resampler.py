@@ -73,6 +73,8 @@ class Resampler(Protocol):
 
     def flush(self) -> np.ndarray: ...
 
+    def input_needed(self, outputs: int) -> int: ...
+
 
 def make_resampler(
     in_rate_hz: int, out_rate_hz: int, channels: int, kind: str = "polyphase"
@@ -155,6 +157,13 @@ class PolyphaseResampler(_Streaming):
         self._phase = 0
         compile_kernel()
 
+    def input_needed(self, outputs: int) -> int:
+        """Input frames after which the first ``outputs`` output samples have come out
+        (output ``m`` needs input ``floor(m × down / up)``, its newest tap)."""
+        if self.filter is None or outputs <= 0:
+            return max(0, outputs)
+        return (outputs - 1) * self.filter.down // self.filter.up + 1
+
     def process(self, block: np.ndarray) -> np.ndarray:
         """Resample ``block`` (``[channels, frames]``, float32) and return ``[channels, m]``
         (a new C-contiguous array; the input block itself for equal rates)."""
@@ -216,6 +225,11 @@ class SoxrResampler(_Streaming):
         self._stream = _new_stream(in_rate_hz, out_rate_hz, channels)
         self._lead_frames, offset_samples = _measure(in_rate_hz, out_rate_hz)
         self.delay_samples = self._lead_frames + offset_samples
+
+    def input_needed(self, outputs: int) -> int:
+        """Input frames after which the first ``outputs`` output samples have come out (the
+        lead makes at least ``floor(n × out_rate / in_rate)`` come out of ``n`` frames)."""
+        return max(0, math.ceil(outputs * self.in_rate_hz / self.out_rate_hz - 1e-9))
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Resample ``block`` (``[channels, frames]``, float32) and return ``[channels, m]``.

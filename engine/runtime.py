@@ -4,9 +4,11 @@ The audio side only copies: :meth:`Engine.push_input` writes the device's input 
 ring buffer and :meth:`Engine.pull_output` reads processed audio from another. A worker thread
 does everything else, strictly in order, one model chunk at a time::
 
-    input ring → downmix → resample to the model rate → backend.step (chunk of hops)
-      → routing (tracked EDA slots / cues / remove) → crossfades, gains, levels
-      → resample to the device rate → output ring (a delay line of ``latency.buffering``)
+    input ring → downmix ─┬→ resample to the model rate → backend.step (chunk of hops) → gains
+                          └→ device-rate frames ──────────────────────────────────────────┤
+      fullband synthesis at the device rate (:mod:`rtsep.engine.fullband`) ←──────────────┘
+      → routing (tracked EDA slots / cues + residual / remove: from the device-rate mixture)
+      → crossfades, gains, levels → output ring (a delay line of ``latency.buffering``)
 
 Output sample ``n`` is input sample ``n - latency.total_samples``, separated (see
 :mod:`rtsep.engine.latency`). When the worker falls behind, the output callback plays silence
@@ -38,6 +40,7 @@ from ..model import Model
 from .backends import OutputSpec, cue_outputs, eda_outputs, make_backend
 from .controllable import CueSnapshot, CueState
 from .crossfade import crossfade
+from .fullband import Frames, FullbandSynthesis
 from .latency import Latency, engine_latency
 from .resampler import make_resampler
 from .ringbuffer import RingBuffer
@@ -90,7 +93,7 @@ class EngineConfig:
     threads: int = 1
     chunk_hops: int = 1  # model hops per chunk; cue changes land on chunk boundaries
     safety_ms: float = 3.0  # output margin for compute time and worker wake-up (see latency)
-    resampler: str = "polyphase"  # device rate <-> model rate: "polyphase" (1 ms) or "soxr"
+    resampler: str = "polyphase"  # device rate -> model rate: "polyphase" (1 ms) or "soxr"
     residual: bool = False  # extract mode: one more channel, the mixture minus the cues
     match_threshold: float = 0.3
     birth_decodes: int = 3
@@ -140,16 +143,15 @@ class Engine:
         self.channels = c.output_channels or self._channels_for(mode, len(cues))
         rate = model.sample_rate
         self._resample_in = make_resampler(c.device_rate_hz, rate, 1, c.resampler)
-        self._resample_out = make_resampler(rate, c.device_rate_hz, self.channels, c.resampler)
-        self.latency: Latency = engine_latency(
+        self._fullband = FullbandSynthesis(
             c.device_rate_hz,
-            c.block_samples,
             rate,
             model.config.window_samples,
             self.hop,
-            c.safety_ms,
             self._resample_in.delay_samples,
-            self._resample_out.delay_samples,
+        )
+        self.latency: Latency = engine_latency(
+            self._fullband.grid, c.block_samples, c.safety_ms, self._resample_in.input_needed
         )
         capacity = self.latency.buffering_samples + 4 * c.device_rate_hz
         self._input = RingBuffer(c.input_channels, capacity)
@@ -166,8 +168,7 @@ class Engine:
         self._tracker = self._new_tracker()
         self._fade_from: np.ndarray | None = None  # assignment to crossfade from, next chunk
         self._pending_model = np.zeros(0, np.float32)
-        self._mix_delay = np.zeros(model.config.window_samples - self.hop, np.float32)
-        self._trim = model.config.window_samples - self.hop  # leading raw samples before t = 0
+        self._trim = -self._fullband.first_sample  # synthesised samples before the input's
         self.control = CueState(model.labels, self.channels, self._encode_cue)
         received = time.monotonic_ns()
         self.control.set_cues(cues, received)
@@ -175,6 +176,7 @@ class Engine:
         self._snapshot = self.control.snapshot()
         self._plan = self._plan_for(self._snapshot)
         self.backend.configure(self._plan.specs)
+        self._carry = self._fullband.carry(len(self._plan.specs))  # per backend output
         self._announce_outputs()
         self._reported = dict.fromkeys(
             ("deadline_misses", "overruns", "dropped_chunks", "nonfinite_samples"), 0
@@ -303,6 +305,7 @@ class Engine:
             self.nonfinite_samples += int(block.size - np.count_nonzero(finite))
             block[~finite] = 0.0
         mono = block.mean(axis=0, keepdims=True) if block.shape[0] > 1 else block
+        self._fullband.push(mono[0])
         model_rate = self._resample_in.process(np.ascontiguousarray(mono))
         pending = np.concatenate([self._pending_model, model_rate[0]])
         whole = pending.shape[0] - pending.shape[0] % self.chunk_samples
@@ -316,14 +319,13 @@ class Engine:
             time.sleep(self._stall_seconds)
             self._stall_seconds = 0.0
         started = time.perf_counter()
-        mixture = np.concatenate([self._mix_delay, chunk])
-        self._mix_delay = mixture[chunk.size :]
-        mixture = mixture[: chunk.size]  # aligned with the raw model output
+        frames = self._fullband.next_frames(chunk.size // self.hop)
+        mixture = frames.mixture  # device rate, aligned with the synthesised outputs
         snapshot = self.control.snapshot()
         changed = snapshot is not self._snapshot and not self._same_plan(snapshot)
         if not changed:
             frames_before = self.backend.frame_index
-            raw = self.backend.step(chunk)
+            raw, self._carry = self._synthesise(chunk, frames, self._carry)
             out = self._render(raw, mixture, self._plan)
             if self._fade_from is not None:  # the tracker moved sources between channels
                 previous = _Plan(**{**self._plan.__dict__, "assignment": self._fade_from})
@@ -331,7 +333,7 @@ class Engine:
                 self._fade_from = None
             self._track(frames_before)
         else:
-            out = self._switch(chunk, mixture, snapshot)
+            out = self._switch(chunk, frames, snapshot)
         out = self._apply_gains(out, snapshot)
         self.levels_db = 10 * np.log10(np.mean(out * out, axis=1) + 1e-12)
         self.control.report_levels(tuple(self.levels_db.tolist()))
@@ -340,7 +342,7 @@ class Engine:
             cut = min(self._trim, out.shape[1])
             out = out[:, cut:]
             self._trim -= cut
-        self._write_output(self._resample_out.process(np.ascontiguousarray(out, np.float32)))
+        self._write_output(out)
         if snapshot is not self._snapshot:
             self._snapshot = snapshot
             queued_ns = int(1e9 * self._output.available() / self.config.device_rate_hz)
@@ -371,8 +373,17 @@ class Engine:
         if self._output.write(block) < block.shape[1]:
             self.stats.overruns += 1
 
+    def _synthesise(
+        self, chunk: np.ndarray, frames: Frames, carry: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Step the backend over ``chunk`` and synthesise its outputs at the device rate:
+        ``(raw [outputs, samples], new carry)``."""
+        return self._fullband.synthesise(frames, self.backend.step(chunk).gains, carry)
+
     def _render(self, raw: np.ndarray, mixture: np.ndarray, plan: _Plan) -> np.ndarray:
-        """Channels ``[channels, chunk]`` from raw backend outputs under one plan."""
+        """Channels ``[channels, samples]`` from raw device-rate outputs under one plan; the
+        residual and remove mode are the device-rate ``mixture`` minus the outputs, so the
+        channels add up to it to float precision."""
         out = np.zeros((self.channels, raw.shape[1]), np.float32)
         if plan.mode == "remove":
             out[0] = mixture - raw.sum(axis=0)
@@ -404,23 +415,31 @@ class Engine:
             self._fade_from = self._plan.assignment
             self._plan.assignment = self._tracker.assignment.copy()
 
-    def _switch(self, chunk: np.ndarray, mixture: np.ndarray, snapshot: CueSnapshot) -> np.ndarray:
+    def _switch(self, chunk: np.ndarray, frames: Frames, snapshot: CueSnapshot) -> np.ndarray:
         """Run the chunk under the old outputs, rewind, run it under the new ones, and
         crossfade between the two.
 
         Each run sees only its own queries, so the fade starts exactly where the old outputs
         were and ends exactly where the new ones go on. A new output whose cue an old output
-        already had takes over that output's per-output state instead of starting from zeros.
+        already had takes over that output's per-output state (the backend's and the
+        synthesis carry) instead of starting from zeros.
         """
         old = self._plan
         if snapshot.mode == "separate" and old.mode != "separate":
             self._tracker = self._new_tracker()
         new = self._plan_for(snapshot)
         start = self.backend.checkpoint()
-        before = self._render(self.backend.step(chunk), mixture, old)
+        raw, _ = self._synthesise(chunk, frames, self._carry)
+        before = self._render(raw, frames.mixture, old)
         self.backend.restore(start)
-        self.backend.configure(new.specs, carry=_continued(old, new))
-        after = self._render(self.backend.step(chunk), mixture, new)
+        continued = _continued(old, new)
+        self.backend.configure(new.specs, carry=continued)
+        carry = self._fullband.carry(len(new.specs))
+        for index, source in enumerate(continued):
+            if source is not None:
+                carry[index] = self._carry[source]
+        raw, self._carry = self._synthesise(chunk, frames, carry)
+        after = self._render(raw, frames.mixture, new)
         self._plan = new
         self._fade_from = None
         return crossfade(before, after)

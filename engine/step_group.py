@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..model import STATE_NAMES, Model
-from .backends import OutputSpec, StatefulBackend
+from .backends import OutputSpec, StatefulBackend, complex_gains
 
 
 class GroupMember(StatefulBackend):
@@ -37,7 +37,7 @@ class GroupMember(StatefulBackend):
         self._group = group
         super().__init__(model)
 
-    def _run_hop(self, samples: np.ndarray) -> np.ndarray:
+    def _run_hop(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._group.run_hop(self, samples)
 
 
@@ -60,7 +60,8 @@ class StepGroup:
         self._undecided = streams  # threads that have neither joined nor left yet
         self._members: list[GroupMember] = []
         self._hops: dict[GroupMember, np.ndarray] = {}  # hop samples [1, hop] handed in
-        self._outputs: dict[GroupMember, np.ndarray] = {}  # raw output [N, hop] per member
+        # (raw output [N, hop], gains [N, bins]) per member
+        self._outputs: dict[GroupMember, tuple[np.ndarray, np.ndarray]] = {}
         self._error: BaseException | None = None
         self._hop_count = 0
         self._changed = threading.Condition()
@@ -86,9 +87,10 @@ class StepGroup:
                 self._hops.pop(member, None)
             self._step_if_ready()
 
-    def run_hop(self, member: GroupMember, samples: np.ndarray) -> np.ndarray:
-        """``samples float32 [1, hop]`` of ``member`` → its raw output ``[N, hop]``, once the
-        whole group has stepped (the member's state is updated)."""
+    def run_hop(self, member: GroupMember, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``samples float32 [1, hop]`` of ``member`` → its raw output ``[N, hop]`` and gains
+        ``complex64 [N, bins]``, once the whole group has stepped (the member's state is
+        updated)."""
         with self._changed:
             hop = self._hop_count
             self._hops[member] = samples
@@ -127,17 +129,18 @@ class StepGroup:
             axis = self._axes[name]
             states = [m._state[name] for m in members]
             inputs.append(states[0] if axis is None else np.concatenate(states, axis=axis))
-        output, *state = self.model.network.step_hop(
+        output, real, imag, *state = self.model.network.step_hop(
             *(torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in inputs)
         )
         output = output.cpu().numpy()
+        gains = complex_gains(real.cpu().numpy(), imag.cpu().numpy())
         rows = {
             name: _split(value.cpu().numpy(), self._axes[name], len(members))
             for name, value in zip(STATE_NAMES, state)
         }
         for index, member in enumerate(members):
             member._state = {name: rows[name][index] for name in STATE_NAMES}
-            self._outputs[member] = output[index]
+            self._outputs[member] = (output[index], gains[index])
 
 
 def _batch_axes(model: Model) -> dict[str, int | None]:

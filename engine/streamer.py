@@ -119,4 +119,4 @@ class Streamer:
     def _run(self, samples: np.ndarray) -> np.ndarray:
         if samples.shape[0] == 0:
             return np.zeros((self.outputs, 0), np.float32)
-        return self._alignment.align(self.backend.step(samples))
+        return self._alignment.align(self.backend.step(samples).audio)

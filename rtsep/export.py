@@ -1,9 +1,11 @@
 """ONNX export of the streaming step graph, with the state as explicit inputs and outputs.
 
-The graph is one hop of :meth:`rtsep.model.SeparationNetwork.step_hop`: inputs
+The graph is one hop of :meth:`rtsep.model.StreamingNetwork.step_hop`: inputs
 ``hop_samples [1, hop]``, ``queries [1, N, E]`` and the state tensors named in
-:data:`rtsep.model.STATE_NAMES`; outputs ``output [1, N, hop]`` and the new state under the
-same names with the suffix ``_out``. ``N`` (the number of outputs) is dynamic; the batch is 1.
+:data:`rtsep.model.STATE_NAMES`; outputs ``output [1, N, hop]`` (the model-rate audio),
+``gains_real`` and ``gains_imag [1, N, bins]`` (the hop's complex gains on the mixture's
+spectrum, which the engine applies at the device rate) and the new state under the same names
+with the suffix ``_out``. ``N`` (the number of outputs) is dynamic; the batch is 1.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import torch
 from .model import STATE_NAMES, Model
 
 INPUT_NAMES = ("hop_samples", "queries", *STATE_NAMES)
-OUTPUT_NAMES = ("output", *(f"{name}_out" for name in STATE_NAMES))
+OUTPUT_NAMES = ("output", "gains_real", "gains_imag", *(f"{name}_out" for name in STATE_NAMES))
 OPSET = 17
+#: Revision of the graph's inputs and outputs, part of the cache key: a cached export from
+#: before a change (revision 1 had no gains) is never picked up.
+GRAPH_REVISION = 2
 
 
 class _StepGraph(torch.nn.Module):
@@ -50,7 +55,7 @@ def export_onnx(model: Model, path: str | Path) -> Path:
         "extractor_cell": {1: "outputs"},
     }
     dynamic |= {f"{name}_out": axes for name, axes in dynamic.items() if name in STATE_NAMES}
-    dynamic["output"] = {1: "outputs"}
+    dynamic |= {name: {1: "outputs"} for name in ("output", "gains_real", "gains_imag")}
     tmp = path.with_suffix(".tmp")
     network = model.network
     device = network.device
@@ -89,5 +94,5 @@ def cached_onnx(model: Model) -> Path:
     except OSError:
         folder = Path(tempfile.gettempdir()) / "rtsep-cache"
         folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{weights_digest(model)}-opset{OPSET}.onnx"
+    path = folder / f"step-{weights_digest(model)}-opset{OPSET}-r{GRAPH_REVISION}.onnx"
     return path if path.exists() else export_onnx(model, path)

@@ -28,7 +28,12 @@ def test_export_has_the_state_as_explicit_inputs_and_outputs(onnx_path):
     inputs = [i.name for i in graph.input]
     outputs = [o.name for o in graph.output]
     assert inputs == ["hop_samples", "queries", *STATE_NAMES]
-    assert outputs == ["output", *(f"{name}_out" for name in STATE_NAMES)]
+    assert outputs == [
+        "output",
+        "gains_real",
+        "gains_imag",
+        *(f"{name}_out" for name in STATE_NAMES),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -49,9 +54,14 @@ def test_onnxruntime_matches_torch_over_200_chunks(model, onnx_path, cues):
         peak = max(peak, float(np.abs(chunk).max()))
         reference.append(torch_backend.step(chunk))
         candidate.append(onnx_backend.step(chunk))
-    reference, candidate = np.concatenate(reference, 1), np.concatenate(candidate, 1)
+    audio = [np.concatenate([o.audio for o in run], 1) for run in (reference, candidate)]
+    gains = [np.concatenate([o.gains for o in run], 1) for run in (reference, candidate)]
     # Relative to the input: a trained model may all but silence noise for a given cue.
-    assert np.abs(candidate - reference).max() / peak < 1e-5
+    assert np.abs(audio[1] - audio[0]).max() / peak < 1e-5
+    # The gains the engine applies at the device rate (bounded by 1.5 in every architecture).
+    hops = sum(1 + index % 3 for index in range(200))
+    assert gains[0].shape == (len(cues or range(model.config.max_sources)), hops, 129)
+    assert np.abs(gains[1] - gains[0]).max() < 1e-5
     np.testing.assert_allclose(onnx_backend.existence, torch_backend.existence, atol=1e-4)
 
 

@@ -114,7 +114,7 @@ class DualPathNetwork(StreamingNetwork):
         summary = self.summary(x.flatten(-2))
         return x, summary, torch.stack(new_hidden), torch.stack(new_cell)
 
-    def output_spectra(
+    def output_gains(
         self,
         bands: torch.Tensor,
         summary: torch.Tensor,
@@ -124,12 +124,13 @@ class DualPathNetwork(StreamingNetwork):
         hidden: torch.Tensor,
         cell: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Masked spectra of every output (gated by cue presence, when the network has a gate).
+        """The complex mask of every output (gated by cue presence, when the network has a gate).
 
         ``bands [B, T, K, D]``, ``summary [B, T, G]``, ``queries [B, Tq, N, E]`` (Tq = T or 1),
-        spectra ``[B, T, bins]``, state ``[blocks, B * N, K * D]`` → ``(real, imag
-        [B, N, T, bins], presence_logits [B, N, T] or None, hidden, cell)``; the gate reads the
-        band features averaged over the bands.
+        spectra ``[B, T, bins]`` (unused: the mask is the output), state
+        ``[blocks, B * N, K * D]`` → ``(gains_real, gains_imag [B, N, T, bins], presence_logits
+        [B, N, T] or None, hidden, cell)``; the gate reads the band features averaged over the
+        bands.
         """
         batch, outputs = queries.shape[0], queries.shape[2]
         condition = self.fusion(summary, queries).flatten(0, 1).unsqueeze(2)  # [B*N, T, 1, G]
@@ -149,10 +150,7 @@ class DualPathNetwork(StreamingNetwork):
             presence = presence.unflatten(0, (batch, outputs))
         mask_real = mask_real.unflatten(0, (batch, outputs))
         mask_imag = mask_imag.unflatten(0, (batch, outputs))
-        real, imag = real.unsqueeze(1), imag.unsqueeze(1)
-        out_real = mask_real * real - mask_imag * imag
-        out_imag = mask_real * imag + mask_imag * real
-        return out_real, out_imag, presence, torch.stack(new_hidden), torch.stack(new_cell)
+        return mask_real, mask_imag, presence, torch.stack(new_hidden), torch.stack(new_cell)
 
     # ----------------------------------------------------------------- streaming
     def state_shapes(self, batch: int, outputs: int) -> dict[str, tuple[int, ...]]:

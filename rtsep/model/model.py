@@ -193,7 +193,8 @@ class Model:
         return self.network.init_state(batch, outputs or self.config.max_sources)
 
     def step(self, chunk: torch.Tensor, queries: torch.Tensor | None, state: dict) -> tuple:
-        """One chunk of whole hops: see :meth:`StreamingNetwork.step`."""
+        """One chunk of whole hops: ``(outputs, gains, state)``, see
+        :meth:`StreamingNetwork.step`."""
         with torch.no_grad():
             return self.network.step(chunk, queries, state)
 

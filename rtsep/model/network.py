@@ -50,13 +50,16 @@ class NetworkOutput:
     [B, G, S + 1, E]`` and ``existence_logits [B, G, S + 1]`` are per attractor grid point
     ``g`` (frame ``g * attractor_interval_hops``). ``presence_logits [B, N, T]`` (per output
     and STFT frame) are those of the cue-presence gate (:mod:`rtsep.model.presence`), ``None``
-    in a network without one.
+    in a network without one. ``gains`` are the complex gains ``(real, imag)``, each
+    ``[B, N, T, bins]``, that made ``sources`` from the mixture's spectrum (what the engine
+    applies at the device rate).
     """
 
     sources: torch.Tensor
     attractors: torch.Tensor
     existence_logits: torch.Tensor
     presence_logits: torch.Tensor | None = None
+    gains: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def magnitude(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
@@ -64,12 +67,23 @@ def magnitude(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(real * real + imag * imag + 1e-12)
 
 
+def apply_gains(
+    gains_real: torch.Tensor, gains_imag: torch.Tensor, real: torch.Tensor, imag: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The end every architecture shares: complex gains ``[B, N, T, bins]`` times the mixture's
+    spectrum ``[B, T, bins]`` → the outputs' spectra ``(real, imag) [B, N, T, bins]``."""
+    real, imag = real.unsqueeze(1), imag.unsqueeze(1)
+    return gains_real * real - gains_imag * imag, gains_real * imag + gains_imag * real
+
+
 class StreamingNetwork(nn.Module):
     """What every architecture shares: the STFT, the EDA schedule, the state and the step loop.
 
     A subclass builds ``eda`` (:class:`AttractorNetwork`) and ``cues`` (:class:`CueEmbedder`),
-    and implements ``forward``, ``step_hop`` and ``state_shapes`` (the shapes of its separator
-    and extractor states; axis 1 of the extractor state is streams × outputs).
+    and implements ``shared_frames``, ``output_gains`` and ``state_shapes`` (the shapes of its
+    separator and extractor states; axis 1 of the extractor state is streams × outputs). Every
+    architecture ends in complex gains on the mixture's spectrum (:func:`apply_gains`): the
+    step hands them out with the audio, so the engine can apply them at the device rate.
     """
 
     eda: AttractorNetwork
@@ -92,7 +106,7 @@ class StreamingNetwork(nn.Module):
         fusion, ``features`` (any shape) the outputs."""
         raise NotImplementedError
 
-    def output_spectra(
+    def output_gains(
         self,
         features: torch.Tensor,
         summary: torch.Tensor,
@@ -103,8 +117,9 @@ class StreamingNetwork(nn.Module):
         cell: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Per output: ``queries [B, Tq, N, E]`` (Tq = T or 1) and extractor state →
-        ``(real, imag [B, N, T, bins], presence_logits [B, N, T] or None, hidden, cell)``: the
-        masked mixture spectra (already scaled by the presence gate, when there is one)."""
+        ``(gains_real, gains_imag [B, N, T, bins], presence_logits [B, N, T] or None, hidden,
+        cell)``: the complex gains on the mixture's spectrum ``(real, imag) [B, T, bins]``
+        (already scaled by the presence gate, when there is one)."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- whole signal
@@ -127,7 +142,7 @@ class StreamingNetwork(nn.Module):
         )
         attractors, existence, frame_queries = self.whole_signal_queries(summary, queries)
         state = self.init_state(batch, frame_queries.shape[2])
-        out_real, out_imag, presence, _, _ = self.output_spectra(
+        gains_real, gains_imag, presence, _, _ = self.output_gains(
             features,
             summary,
             frame_queries,
@@ -136,8 +151,8 @@ class StreamingNetwork(nn.Module):
             state["extractor_hidden"],
             state["extractor_cell"],
         )
-        sources = self.synthesise_whole(out_real, out_imag)
-        return NetworkOutput(sources, attractors, existence, presence)
+        sources = self.synthesise_whole(*apply_gains(gains_real, gains_imag, real, imag))
+        return NetworkOutput(sources, attractors, existence, presence, (gains_real, gains_imag))
 
     # ----------------------------------------------------------------- whole-signal helpers
     def analyse_whole(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,24 +218,31 @@ class StreamingNetwork(nn.Module):
 
     def step(
         self, chunk: torch.Tensor, queries: torch.Tensor | None, state: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
         """Process ``chunk [B, k * hop]`` (any whole number of hops).
 
-        Returns ``(outputs [B, N, k * hop], new state)``. Output sample ``i`` of the stream
-        is input sample ``i - (window - hop)`` separated: the stream lags by
-        ``window - hop`` samples, which :class:`rtsep.engine.Streamer` compensates.
+        Returns ``(outputs [B, N, k * hop], (gains_real, gains_imag) [B, N, k, bins], new
+        state)``. Output sample ``i`` of the stream is input sample ``i - (window - hop)``
+        separated: the stream lags by ``window - hop`` samples, which
+        :class:`rtsep.engine.Streamer` compensates. Gains ``[..., j, :]`` are those of the
+        chunk's hop ``j`` (:attr:`NetworkOutput.gains` of the whole signal, frame by frame).
         """
         hop = self.config.hop_samples
         if chunk.shape[-1] % hop:
             raise ValueError(f"chunk length {chunk.shape[-1]} is not a multiple of {hop}")
-        outputs = []
+        outputs, gains_real, gains_imag = [], [], []
         for start in range(0, chunk.shape[-1], hop):
             hop_queries = self.held_attractors(state) if queries is None else queries
             values = tuple(state[name] for name in STATE_NAMES)
-            out, *values = self.step_hop(chunk[:, start : start + hop], hop_queries, *values)
+            out, real, imag, *values = self.step_hop(
+                chunk[:, start : start + hop], hop_queries, *values
+            )
             state = dict(zip(STATE_NAMES, values))
             outputs.append(out)
-        return torch.cat(outputs, dim=-1), state
+            gains_real.append(real)
+            gains_imag.append(imag)
+        gains = (torch.stack(gains_real, dim=2), torch.stack(gains_imag, dim=2))
+        return torch.cat(outputs, dim=-1), gains, state
 
     def step_hop(
         self,
@@ -242,8 +264,9 @@ class StreamingNetwork(nn.Module):
 
         ``hop_samples [B, hop]``, ``queries [B, N, E]`` (in EDA mode the held attractors,
         :meth:`held_attractors`), then the state in :data:`STATE_NAMES` order. Returns
-        ``(output [B, N, hop], *new_state)``. Attractors decoded on a grid frame are used from
-        the next frame on.
+        ``(output [B, N, hop], gains_real [B, N, bins], gains_imag [B, N, bins], *new_state)``:
+        the gains are those of this hop's frame (:meth:`output_gains`). Attractors decoded on
+        a grid frame are used from the next frame on.
         """
         signal = torch.cat([input_history, hop_samples], dim=-1)
         real, imag = self.stft.analyse(signal)  # [B, 1, F]
@@ -253,14 +276,17 @@ class StreamingNetwork(nn.Module):
         eda_hidden, eda_cell, attractors, existence_logits = self.eda_step(
             summary, eda_hidden, eda_cell, attractors, existence_logits, frame_index
         )
-        out_real, out_imag, _, extractor_hidden, extractor_cell = self.output_spectra(
+        gains_real, gains_imag, _, extractor_hidden, extractor_cell = self.output_gains(
             features, summary, queries.unsqueeze(1), real, imag, extractor_hidden, extractor_cell
         )
+        spectra = apply_gains(gains_real, gains_imag, real, imag)
         output, synthesis_carry = self.stft.overlap_add(
-            self.stft.synthesise(out_real, out_imag), synthesis_carry
+            self.stft.synthesise(*spectra), synthesis_carry
         )
         return (
             output,
+            gains_real[:, :, 0],
+            gains_imag[:, :, 0],
             signal[:, self.config.hop_samples :],
             synthesis_carry,
             separator_hidden,
@@ -335,7 +361,7 @@ class SeparationNetwork(StreamingNetwork):
         features, hidden, cell = self.separator(magnitude(real, imag), hidden, cell)
         return features, features, hidden, cell
 
-    def output_spectra(
+    def output_gains(
         self,
         features: torch.Tensor,
         summary: torch.Tensor,
@@ -345,6 +371,6 @@ class SeparationNetwork(StreamingNetwork):
         hidden: torch.Tensor,
         cell: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Cue fusion, per-output LSTMs and a real magnitude mask on the mixture spectrum."""
+        """Cue fusion, per-output LSTMs and a real magnitude mask (imaginary part zero)."""
         mask, presence, hidden, cell = self.masks(self.fusion(features, queries), hidden, cell)
-        return mask * real.unsqueeze(1), mask * imag.unsqueeze(1), presence, hidden, cell
+        return mask, mask * 0.0, presence, hidden, cell
