@@ -42,6 +42,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .fullband_kernels import compile_kernels, masked_spectra, overlap_add
+
 #: From this frequency up (Hz), device bins take the extended gain instead of the model's own:
 #: the 1 ms input resampler is flat within 0.17 dB below it and -6 dB at 6.8 kHz.
 EXTENSION_FROM_HZ = 6000.0
@@ -169,15 +171,11 @@ class FullbandSynthesis:
             device_rate_hz,
             extend=device_rate_hz != model_rate_hz,
         )
+        compile_kernels()
         self.first_sample = g.start(0)  # output samples before 0 are not the input's
         self._history = np.zeros(max(0, -self.first_sample), np.float32)
         self._history_start = self.first_sample  # device index of _history[0]
         self._next_frame = 0
-
-    @property
-    def pushed_until(self) -> int:
-        """Device index one past the last sample pushed."""
-        return self._history_start + self._history.size
 
     def push(self, mono: np.ndarray) -> None:
         """Append device samples ``float32 [frames]`` of the mono mixture."""
@@ -189,21 +187,22 @@ class FullbandSynthesis:
 
     def next_frames(self, count: int) -> Frames:
         """The next ``count`` frames of the pushed mixture (``count`` model hops have run)."""
-        g, size = self.grid, self.frame_samples
+        g, size, base = self.grid, self.frame_samples, self._history_start
         first = self._next_frame
-        starts = np.array([g.start(t) for t in range(first, first + count + 1)])
-        if starts[-2] + size > self.pushed_until:
+        starts = [g.start(t) - base for t in range(first, first + count + 1)]
+        if starts[-2] + size > self._history.size:
             raise RuntimeError("fullband synthesis ran ahead of the device input")
-        offsets = starts[:-1] - self._history_start
-        frames = np.stack([self._history[o : o + size] for o in offsets]) * self._window32
+        frames = np.empty((count, size), np.float32)
+        for index, start in enumerate(starts[:-1]):
+            np.multiply(self._history[start : start + size], self._window32, out=frames[index])
         spectra = np.fft.rfft(frames, n=self.fft_samples, axis=-1)
-        done = starts[-1] - self._history_start
-        mixture = self._history[starts[0] - self._history_start : done].copy()
-        self._history = self._history[done:]
-        self._history_start = starts[-1]
+        mixture = self._history[starts[0] : starts[-1]].copy()
+        self._history = self._history[starts[-1] :]
+        self._history_start = base + starts[-1]
         self._next_frame += count
-        phases = np.arange(first, first + count) % g.period_frames
-        return Frames(spectra, phases, np.diff(starts), mixture)
+        phases = np.array([t % g.period_frames for t in range(first, first + count)], np.int64)
+        hops = np.array([b - a for a, b in zip(starts[:-1], starts[1:])], np.int64)
+        return Frames(spectra, phases, hops, mixture)
 
     def synthesise(
         self, frames: Frames, gains: np.ndarray, carry: np.ndarray
@@ -213,17 +212,13 @@ class FullbandSynthesis:
         Returns ``(outputs float32 [N, n], new carry)``: ``outputs`` span the same device
         samples as ``frames.mixture``. ``carry`` is not modified.
         """
-        spectra = self._gain_map(gains, frames.spectra) * frames.spectra
+        gains = np.ascontiguousarray(gains, np.complex64)
+        spectra = self._gain_map(gains, frames.spectra)
         pieces = np.fft.irfft(spectra, n=self.fft_samples, axis=-1)
-        pieces *= self._synthesis[frames.phases]
         out = np.empty((gains.shape[0], int(frames.hops.sum())), np.float32)
-        position = 0
-        for index, hop in enumerate(frames.hops):
-            carry = carry + pieces[:, index]
-            out[:, position : position + hop] = carry[:, :hop]
-            carry = np.concatenate([carry[:, hop:], np.zeros_like(carry[:, :hop])], axis=1)
-            position += hop
-        return out, carry
+        new_carry = np.empty_like(carry)
+        overlap_add(pieces, self._synthesis, frames.phases, frames.hops, carry, out, new_carry)
+        return out, new_carry
 
     def _synthesis_windows(self) -> np.ndarray:
         """``float32 [period, fft]``: per frame phase, the analysis window divided by the summed
@@ -245,7 +240,8 @@ class FullbandSynthesis:
 
 
 class GainMap:
-    """The model's gains per hop → gains on the device bins (see the module docstring).
+    """The model's gains per hop, on the device bins, times the mixture's spectrum (see the
+    module docstring; the arithmetic is :func:`~rtsep.engine.fullband_kernels.masked_spectra`).
 
     Args:
         model_bins: bins of the model's STFT; ``model_bin_hz`` their spacing.
@@ -274,20 +270,17 @@ class GainMap:
         self._reference = np.flatnonzero((hz >= low) & (hz < high))
 
     def __call__(self, gains: np.ndarray, spectra: np.ndarray) -> np.ndarray:
-        """``gains complex64 [N, k, model bins]``, mixture ``spectra [k, bins]`` →
-        ``complex64 [N, k, bins]``."""
-        if self._same_bins:
-            direct = gains[..., : self.direct]
-        else:
-            low, fraction = self._low, self._fraction
-            direct = gains[..., low] * (1 - fraction) + gains[..., low + 1] * fraction
-        if self.direct == self.bins:
-            return direct
-        power = np.abs(spectra[:, self._reference]) ** 2  # [k, reference bins]
-        weights = power + WEIGHT_FLOOR * power.mean(axis=-1, keepdims=True) + 1e-30
-        kept = np.abs(direct[..., self._reference]) ** 2  # [N, k, reference bins]
-        extended = np.sqrt((kept * weights).sum(-1) / weights.sum(-1))  # [N, k]
+        """``gains complex64 [N, k, model bins]`` (C-contiguous), mixture ``spectra [k, bins]``
+        → the outputs' spectra ``complex64 [N, k, bins]``: device gains times ``spectra``."""
         out = np.empty((*gains.shape[:2], self.bins), np.complex64)
-        out[..., : self.direct] = direct
-        out[..., self.direct :] = extended[..., None]
+        masked_spectra(
+            gains,
+            spectra,
+            self._low,
+            self._fraction,
+            self._same_bins,
+            self._reference,
+            WEIGHT_FLOOR,
+            out,
+        )
         return out

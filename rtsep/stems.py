@@ -249,7 +249,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def plot_spectrograms(path: Path, mixture_path: Path, runs) -> None:
-    """A PNG of spectrograms: the mixture, then every output of each ``(folder, report)``."""
+    """A PNG of spectrograms: the mixture, then every output of each ``(folder, report)``,
+    16 ms windows at the file's rate, from 0 Hz to its Nyquist frequency (the stems keep the
+    input's whole band)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,11 +268,19 @@ def plot_spectrograms(path: Path, mixture_path: Path, runs) -> None:
     # A dither far below the colour scale: digital silence has no logarithm (matplotlib warned
     # "divide by zero" on the stems' silent lead-in), and a constant offset only fills DC.
     dither = np.random.default_rng(0)
+    window = 2 * round(0.008 * rate)  # 16 ms, as the model's frames
     for axis, (title, audio) in zip(np.atleast_1d(axes), panels):
         floor = 1e-6 * dither.standard_normal(audio.shape).astype(np.float32)
         axis.specgram(
-            audio + floor, NFFT=256, Fs=rate, noverlap=128, cmap="magma", vmin=-120, vmax=-20
+            audio + floor,
+            NFFT=window,
+            Fs=rate,
+            noverlap=window // 2,
+            cmap="magma",
+            vmin=-120,
+            vmax=-20,
         )
+        axis.set_ylim(0, rate / 2)
         axis.set_title(title, fontsize=8, loc="left")
         axis.set_ylabel("Hz", fontsize=7)
     np.atleast_1d(axes)[-1].set_xlabel("seconds")
