@@ -36,7 +36,7 @@ def test_candidates_train_for_equal_time_and_share_the_marks(tmp_path: Path):
     minutes, every = 0.06, 0.02  # 3.6 s of training each, marks every 1.2 s
     candidates = train_candidates(
         recipes, corpus=str(corpus), runs_root=tmp_path / "runs", minutes=minutes,
-        mark_minutes=every,
+        mark_minutes=every, parallel=2,
     )  # fmt: skip
     assert [c.name for c in candidates] == ["lstm", "dualpath"]
     for candidate in candidates:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -15,6 +19,7 @@ from rtsep.cli.main import main
 from rtsep.model import ModelConfig, build_network
 from rtsep.model.growth import with_presence_gate
 from rtsep.train import Trainer, TrainSettings
+from rtsep.train.clock import cpu_seconds
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +169,79 @@ def test_best_checkpoint_selection_charges_absent_cue_level_above_the_target():
 def test_an_unknown_schedule_is_an_error_naming_the_choices():
     with pytest.raises(ValueError, match="constant, cosine"):
         TrainSettings(lr_schedule="linear")
+    with pytest.raises(ValueError, match="train_time_limit_s"):
+        TrainSettings(lr_schedule="cosine_time")
+    with pytest.raises(ValueError, match="adam, adamw"):
+        TrainSettings(optimizer="sgd")
+
+
+def test_warmup_rises_then_the_time_cosine_falls_along_the_cpu_budget():
+    settings = TrainSettings(
+        stage1_steps=0,
+        stage2_lr=1e-3,
+        lr_schedule="cosine_time",
+        lr_floor=0.1,
+        warmup_steps=100,
+        train_time_limit_s=600.0,
+    )
+    assert settings.learning_rate(0, 0.0) == pytest.approx(1e-5)
+    assert settings.learning_rate(49, 0.0) == pytest.approx(5e-4)
+    assert settings.learning_rate(99, 0.0) == settings.learning_rate(5000, 0.0) == 1e-3
+    assert settings.learning_rate(5000, 300.0) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert settings.learning_rate(5000, 600.0) == pytest.approx(1e-4)
+
+
+def test_a_run_resumes_the_network_of_its_last_checkpoint_whatever_the_settings_say(run):
+    settings, _ = run
+    built = Trainer(settings).network.config.architecture
+    other = "lstm" if built != "lstm" else "dualpath"
+    resumed = Trainer(dataclasses.replace(settings, model={"architecture": other}))
+    assert resumed.network.config.architecture == built
+    assert resumed.step == Trainer(settings).step > 0
+
+
+def test_cpu_seconds_count_the_running_children():
+    burn = "import time\nwhile time.process_time() < 0.4: pass\nprint(1, flush=True)\n"
+    burn += "time.sleep(30)"
+    before = cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()  # it has burnt its 0.4 CPU s and sleeps, still running
+        assert cpu_seconds() - before >= 0.35
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_sigterm_stops_a_run_after_its_step_validated_and_checkpointed(run, tmp_path):
+    settings, cpu_run_dir = run
+    shutil.copy(cpu_run_dir / "phrasings.pt", tmp_path / "phrasings.pt")
+    endless = dataclasses.replace(
+        settings, run_dir=str(tmp_path), stage2_steps=10**6, validate_every=10**6
+    )
+    (tmp_path / "settings.json").write_text(json.dumps(dataclasses.asdict(endless)))
+    code = (
+        "import json, pathlib\n"
+        "from rtsep.train import Trainer, TrainSettings\n"
+        f"values = json.loads(pathlib.Path({str(tmp_path / 'settings.json')!r}).read_text())\n"
+        "Trainer(TrainSettings(**values)).run()\n"
+    )
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    log = tmp_path / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and '"total"' in log.read_text()):
+        assert trainer.poll() is None and time.monotonic() < deadline, trainer.stdout.read()
+        time.sleep(0.1)
+    trainer.send_signal(signal.SIGTERM)
+    output, _ = trainer.communicate(timeout=120)
+    assert trainer.returncode == 0, output
+    assert "SIGTERM received" in output
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    last_step = max(r["step"] for r in records if "total" in r)
+    assert any("validation_eda_si_snri" in r and r["step"] == last_step for r in records)
+    assert Trainer(endless).step == last_step  # checkpointed at the stop
 
 
 def test_a_gated_network_trains_its_presence_gate_and_keeps_its_growth_record(run, tmp_path):
@@ -185,3 +263,16 @@ def test_a_gated_network_trains_its_presence_gate_and_keeps_its_growth_record(ru
     model = rtsep.load_model(tmp_path / "best.pt")
     assert model.config.presence_gate
     assert "presence_gate" in model.metadata["growth"][-1]
+
+
+def test_set_options_parse_toml_values_and_name_a_malformed_one():
+    from rtsep.cli.train_cmd import parse_settings
+
+    assert parse_settings(["train_time_limit_s=1800", "gain_range_db=[-5.0, 5.0]"]) == {
+        "train_time_limit_s": 1800,
+        "gain_range_db": [-5.0, 5.0],
+    }
+    assert parse_settings(['init="shipped"']) == {"init": "shipped"}
+    for bad in ("stage2_steps", "=3", "init=shipped"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            parse_settings([bad])

@@ -39,6 +39,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="stop after this wall time, validated and checkpointed (resume later)",
     )
     train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any training setting (rtsep/train/settings.py), VALUE in TOML syntax, e.g."
+        " --set train_time_limit_s=1800 --set 'gain_range_db=[-5.0, 5.0]'; repeatable, wins"
+        " over the settings file and the options above",
+    )
+    train.add_argument(
         "--export",
         type=Path,
         metavar="PT",
@@ -59,8 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..train import Trainer, TrainSettings
 
-    settings = TrainSettings.load(
-        args.settings,
+    options = dict(
         corpus=args.corpus,
         run_dir=args.run_dir,
         init=args.init,
@@ -72,6 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         loader_workers=args.loader_workers,
         time_limit_s=args.time_limit,
     )
+    settings = TrainSettings.load(args.settings, **(options | parse_settings(args.set)))
     manifest = Path(settings.corpus) / "manifest.csv"
     if not manifest.is_file():  # before the run folder is made: no half-started run
         raise FileNotFoundError(f"no corpus manifest at {manifest} (give --corpus DIR)")
@@ -89,3 +98,22 @@ def run_train(args: argparse.Namespace) -> int:
     Trainer(settings).run()
     print(f"done: best checkpoint in {settings.run_dir}/best.pt")
     return 0
+
+
+def parse_settings(assignments: list[str]) -> dict:
+    """``["KEY=VALUE", ...]`` (VALUE in TOML syntax) as a dict; ValueError naming a malformed
+    one."""
+    import tomllib
+
+    values = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError("no KEY=")
+            values[key.strip()] = tomllib.loads(f"value = {value}")["value"]
+        except (ValueError, tomllib.TOMLDecodeError) as error:
+            raise ValueError(
+                f"--set {assignment!r}: expected KEY=VALUE with a TOML value ({error})"
+            ) from error
+    return values

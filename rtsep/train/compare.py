@@ -9,13 +9,15 @@ cost several of another's (docs/model.md).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .settings import TrainSettings
-from .trainer import Trainer
 
 #: The figures of one validation record compared across designs: (log key suffix, title).
 FIGURES = (
@@ -44,34 +46,67 @@ def train_candidates(
     minutes: float,
     mark_minutes: float,
     init: str | None = None,
+    parallel: int = 1,
 ) -> list[Candidate]:
-    """Train each recipe, one after the other, for ``minutes`` of training time, validated
-    on both validations every ``mark_minutes``; runs in ``runs_root/<recipe stem>`` (an
-    existing run there is resumed). ``init`` overrides every recipe's starting weights."""
-    candidates = []
-    for recipe in recipes:
-        candidate = Candidate(recipe.stem, recipe, runs_root / recipe.stem)
-        overrides = {
-            "corpus": corpus,
-            "run_dir": str(candidate.run_dir),
-            "train_time_limit_s": 60.0 * minutes,
-            "validate_every_s": 60.0 * mark_minutes,
-            "validate_every": 10**9,  # only the marks (and the end)
-            "time_limit_s": 0.0,
-            "init": init,
-        }
-        settings = TrainSettings.load(recipe, **overrides)
-        if settings.scene_validation_mixtures <= 0:
-            settings.scene_validation_mixtures = settings.validation_mixtures
-        Trainer(settings).run()
-        candidates.append(candidate)
+    """Train each recipe for ``minutes`` of training CPU time (``rtsep.train.clock``),
+    validated on both validations every ``mark_minutes``; runs in ``runs_root/<recipe stem>``
+    (an existing run there is resumed), each an ``rtsep train`` process of its own with its
+    output in ``runs_root/<recipe stem>.log``, ``parallel`` of them at a time (two at one
+    thread each share two cores). ``init`` overrides every recipe's starting weights. Raises
+    RuntimeError naming the candidates whose run failed, with the end of their logs."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    candidates = [Candidate(recipe.stem, recipe, runs_root / recipe.stem) for recipe in recipes]
+    overrides = {
+        "corpus": corpus,
+        "train_time_limit_s": 60.0 * minutes,
+        "validate_every_s": 60.0 * mark_minutes,
+        "validate_every": 10**9,  # only the marks (and the end)
+        "time_limit_s": 0.0,
+    }
+    if init is not None:
+        overrides["init"] = init
+    pending = list(candidates)
+    running: list[tuple[Candidate, subprocess.Popen]] = []
+    failed: list[str] = []
+    while pending or running:
+        while pending and len(running) < max(1, parallel):
+            candidate = pending.pop(0)
+            running.append((candidate, _start_run(candidate, overrides)))
+        time.sleep(0.2)
+        for candidate, process in list(running):
+            if process.poll() is not None:
+                running.remove((candidate, process))
+                if process.returncode != 0:
+                    tail = _log_path(candidate).read_text()[-2000:]
+                    failed.append(f"{candidate.name} (exit {process.returncode}):\n{tail}")
+    if failed:
+        raise RuntimeError("candidate runs failed: " + "\n".join(failed))
     return candidates
 
 
+def _log_path(candidate: Candidate) -> Path:
+    return candidate.run_dir.with_name(candidate.name + ".log")
+
+
+def _start_run(candidate: Candidate, overrides: dict) -> subprocess.Popen:
+    """``rtsep train`` on the candidate's recipe with ``overrides``; the user scenes are
+    validated beside the split (as many as the split's mixtures unless the recipe says)."""
+    settings = TrainSettings.load(candidate.recipe)
+    values = dict(overrides)
+    if settings.scene_validation_mixtures <= 0:
+        values["scene_validation_mixtures"] = settings.validation_mixtures
+    command = [sys.executable, "-m", "rtsep", "train", "--settings", str(candidate.recipe)]
+    command += ["--run-dir", str(candidate.run_dir)]
+    for key, value in values.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    with _log_path(candidate).open("w") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
 def learning_curves(run_dir: Path) -> dict:
-    """A run's validation records by training time: ``{"minutes": [...], "<prefix>_<figure>":
-    [...], "audio_s_per_s": float}``, the last being training throughput (seconds of audio
-    per second of training)."""
+    """A run's validation records by training CPU time: ``{"minutes": [...],
+    "<prefix>_<figure>": [...], "audio_s_per_s": float}``, the last being training throughput
+    (seconds of audio per CPU second of training)."""
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     marks = [r for r in records if "train_s" in r]
     curves: dict = {"minutes": [round(r["train_s"] / 60.0, 2) for r in marks]}
@@ -87,7 +122,7 @@ def learning_curves(run_dir: Path) -> dict:
 
 def render_table(candidates: list[Candidate]) -> str:
     """Markdown: one row per candidate and mark; the split's and the scenes' figures."""
-    header = ["design", "training min", "audio s / s"]
+    header = ["design", "training CPU min", "audio s / CPU s"]
     header += [f"{name}: {title}" for name in VALIDATIONS.values() for _, title in FIGURES]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for candidate in candidates:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import tomllib
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cosine_time")
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass
@@ -28,8 +29,9 @@ class TrainSettings:
     threads: int = 1  # torch intra-op threads (2 on 2 cores oversubscribes with the loader)
     loader_workers: int = 1  # processes simulating mixtures
     time_limit_s: float = 0.0  # stop (validated and checkpointed) after this wall time; 0 = none
-    # stop the same way after this much training time (wall time less validation); 0 = none.
-    # Designs compared at equal compute get equal training time, however long they validate.
+    # stop the same way after this much training time: CPU seconds of the trainer and its loader
+    # workers, validation excluded (rtsep.train.clock); 0 = none. Designs compared at equal
+    # compute get equal CPU time, however long they validate or stand paused.
     train_time_limit_s: float = 0.0
     batch_size: int = 8
     segment_seconds: float = 2.0
@@ -55,10 +57,15 @@ class TrainSettings:
     stage2_steps: int = 5000  # joint separation + extraction
     stage1_lr: float = 1e-3
     stage2_lr: float = 5e-4
-    # "constant", or "cosine": stage 2's rate falls along a half cosine from stage2_lr to
-    # lr_floor * stage2_lr at its last step (stage 1 stays constant)
+    # "constant"; "cosine": stage 2's rate falls along a half cosine from stage2_lr to
+    # lr_floor * stage2_lr at its last step; "cosine_time": the same along the training time
+    # budget (train_time_limit_s), for runs compared at equal CPU time. Stage 1 stays constant.
     lr_schedule: str = "constant"
     lr_floor: float = 0.1
+    # the rate rises linearly from 0 over the first warmup_steps updates (a run from scratch)
+    warmup_steps: int = 0
+    optimizer: str = "adam"  # "adam" or "adamw" (decoupled weight decay)
+    weight_decay: float = 0.0
     eda_fraction: float = 0.3  # stage 2: share of batches that use EDA attractors as queries
     absent_cue_probability: float = 0.15  # stage 2: a cue for a class not in the mixture
     text_cue_probability: float = 0.5  # stage 2: a cue given as text rather than a label
@@ -95,6 +102,12 @@ class TrainSettings:
             raise ValueError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
             )
+        if self.lr_schedule == "cosine_time" and self.train_time_limit_s <= 0:
+            raise ValueError("lr_schedule 'cosine_time' needs a train_time_limit_s budget")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"
+            )
 
     @classmethod
     def load(cls, path: str | Path | None, **overrides) -> TrainSettings:
@@ -129,12 +142,17 @@ class TrainSettings:
             score -= self.absent_selection_weight * max(0.0, absent - self.absent_target_db)
         return score
 
-    def learning_rate(self, step: int) -> float:
-        """The rate for the update that follows ``step`` finished updates."""
+    def learning_rate(self, step: int, train_s: float = 0.0) -> float:
+        """The rate for the update that follows ``step`` finished updates, ``train_s`` CPU
+        seconds of training into the run (read by "cosine_time" only)."""
+        warmup = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
         if step < self.stage1_steps:
-            return self.stage1_lr
+            return warmup * self.stage1_lr
         if self.lr_schedule == "constant":
-            return self.stage2_lr
-        progress = min(1.0, (step - self.stage1_steps) / max(1, self.stage2_steps - 1))
+            return warmup * self.stage2_lr
+        if self.lr_schedule == "cosine_time":
+            progress = min(1.0, train_s / self.train_time_limit_s)
+        else:
+            progress = min(1.0, (step - self.stage1_steps) / max(1, self.stage2_steps - 1))
         shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.stage2_lr * (self.lr_floor + (1.0 - self.lr_floor) * shape)
+        return warmup * self.stage2_lr * (self.lr_floor + (1.0 - self.lr_floor) * shape)

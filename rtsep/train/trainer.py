@@ -33,6 +33,7 @@ from ..data import (
     validation_sources,
 )
 from ..model import Model, ModelConfig, StreamingNetwork, build_network, load_model
+from .clock import StopSignals, cpu_seconds
 from .losses import (
     alignment_loss,
     existence_loss,
@@ -124,7 +125,10 @@ class Trainer:
         self.network = self._initial_network().to(self.device)
         self.labels = list(self.network.config.labels)
         self.phrasings = self._phrasing_embeddings()
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=s.stage1_lr)
+        optimizer = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(
+            self.network.parameters(), lr=s.stage1_lr, weight_decay=s.weight_decay
+        )
         self.average = (
             AveragedModel(self.network, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay))
             if s.ema_decay > 0
@@ -138,9 +142,17 @@ class Trainer:
     # ----------------------------------------------------------------- setup
     def _initial_network(self) -> StreamingNetwork:
         """The network to train; from ``init``, its ``"growth"`` record is kept for the models
-        this run saves (how the shape came about outlives the stage that changed it)."""
+        this run saves (how the shape came about outlives the stage that changed it). A run
+        folder with a ``last.pt`` that records its network's config resumes that network,
+        whatever ``init`` and ``model`` say now."""
         s = self.settings
         self.inherited_metadata: dict = {}
+        last = self.run_dir / "last.pt"
+        if last.exists():
+            payload = torch.load(last, map_location="cpu", weights_only=False)
+            if "config" in payload:
+                self.inherited_metadata = payload.get("inherited_metadata", {})
+                return build_network(ModelConfig.from_dict(payload["config"])).train()
         if s.init:
             model = load_model(None if s.init == "shipped" else s.init)
             if "growth" in model.metadata:
@@ -166,7 +178,13 @@ class Trainer:
         if not last.exists():
             return
         payload = torch.load(last, map_location=self.device, weights_only=False)
-        self.network.load_state_dict(payload["network"])
+        try:
+            self.network.load_state_dict(payload["network"])
+        except RuntimeError as error:  # a last.pt from before the config was saved with it
+            raise RuntimeError(
+                f"{last} holds a different network than these settings build; give the --init"
+                " (or model settings) the run started from"
+            ) from error
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.average is not None and "average" in payload:
             self.average.load_state_dict(payload["average"])
@@ -192,55 +210,68 @@ class Trainer:
             loader, initial=start, total=s.total_steps, desc="train", unit="step", smoothing=0.05
         )
         started = time.time()
-        self.validation_s = 0.0  # wall time spent validating: not training time
+        cpu_started = cpu_seconds()
+        self.validation_s = 0.0  # CPU time spent validating: not training time
+        train_s = 0.0
         next_mark_s = s.validate_every_s
-        for host_batch in bar:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in host_batch.items()}
-            stage = 1 if self.step < s.stage1_steps else 2
-            lr = s.learning_rate(self.step)
-            self._set_lr(lr)
-            use_eda = stage == 1 or self.rng.random() < s.eda_fraction
-            if use_eda:
-                losses = self._eda_losses(batch)
-            else:
-                losses = self._cue_losses(batch, self._draw_cues(host_batch))
-            self.optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), s.gradient_clip)
-            self.optimizer.step()
-            if self.average is not None:
-                self.average.update_parameters(self.network)
-            self.step += 1
-            record = {k: round(v.item(), 4) for k, v in losses.items()}
-            record.update(
-                step=self.step, stage=stage, mode="eda" if use_eda else "cue", lr=float(f"{lr:.3g}")
-            )
-            bar.set_postfix(stage=stage, loss=f"{record['total']:.2f}", mode=record["mode"])
-            elapsed_s = time.time() - started
-            self._log(record | {"elapsed_s": round(elapsed_s, 1)})
-            train_s = elapsed_s - self.validation_s
-            out_of_time = 0 < s.time_limit_s <= elapsed_s or 0 < s.train_time_limit_s <= train_s
-            on_mark = 0 < next_mark_s <= train_s
-            if on_mark:
-                next_mark_s += s.validate_every_s * (
-                    1 + int((train_s - next_mark_s) // s.validate_every_s)
-                )
-            if (
-                self.step % s.validate_every == 0
-                or self.step == s.total_steps
-                or out_of_time
-                or on_mark
-            ):
-                validating = time.time()
-                self._validate({"train_s": round(train_s, 1)})
-                self.validation_s += time.time() - validating
-            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps or out_of_time:
-                self._checkpoint()
-            if out_of_time:
-                tqdm.write(
-                    f"stopped at step {self.step}: time limit reached ({train_s:.0f} s of training)"
-                )
-                break
+        with StopSignals() as stop:
+            for host_batch in bar:
+                record = self._train_step(host_batch, train_s)
+                bar.set_postfix(stage=record["stage"], loss=f"{record['total']:.2f}",
+                                mode=record["mode"])  # fmt: skip
+                elapsed_s = time.time() - started
+                self._log(record | {"elapsed_s": round(elapsed_s, 1)})
+                train_s = cpu_seconds() - cpu_started - self.validation_s
+                out_of_time = 0 < s.time_limit_s <= elapsed_s or 0 < s.train_time_limit_s <= train_s
+                on_mark = 0 < next_mark_s <= train_s
+                if on_mark:
+                    next_mark_s += s.validate_every_s * (
+                        1 + int((train_s - next_mark_s) // s.validate_every_s)
+                    )
+                ending = out_of_time or stop.requested
+                if (
+                    self.step % s.validate_every == 0
+                    or self.step == s.total_steps
+                    or ending
+                    or on_mark
+                ):
+                    validating = cpu_seconds()
+                    self._validate({"train_s": round(train_s, 1)})
+                    self.validation_s += cpu_seconds() - validating
+                if self.step % s.checkpoint_every == 0 or self.step == s.total_steps or ending:
+                    self._checkpoint()
+                if ending:
+                    why = f"{stop.name} received" if stop.requested else "time limit reached"
+                    tqdm.write(
+                        f"stopped at step {self.step}: {why} ({train_s:.0f} CPU s of training)"
+                    )
+                    break
+
+    def _train_step(self, host_batch: dict, train_s: float) -> dict:
+        """One update on ``host_batch`` at the rate for this step and ``train_s`` CPU seconds
+        of training so far; returns the step's log record (losses, step, stage, mode, lr)."""
+        s = self.settings
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in host_batch.items()}
+        stage = 1 if self.step < s.stage1_steps else 2
+        lr = s.learning_rate(self.step, train_s)
+        self._set_lr(lr)
+        use_eda = stage == 1 or self.rng.random() < s.eda_fraction
+        if use_eda:
+            losses = self._eda_losses(batch)
+        else:
+            losses = self._cue_losses(batch, self._draw_cues(host_batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), s.gradient_clip)
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.network)
+        self.step += 1
+        record = {k: round(v.item(), 4) for k, v in losses.items()}
+        record.update(
+            step=self.step, stage=stage, mode="eda" if use_eda else "cue", lr=float(f"{lr:.3g}")
+        )
+        return record
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -495,6 +526,8 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         payload = {
+            "config": self.network.config.to_dict(),
+            "inherited_metadata": self.inherited_metadata,
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             **({"average": self.average.state_dict()} if self.average is not None else {}),
