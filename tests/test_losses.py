@@ -11,6 +11,7 @@ from rtsep.train.losses import (
     existence_loss,
     onset_ordered_pit,
     pairwise_level_error_db,
+    pairwise_neg_compressed_snr,
     pairwise_neg_si_snr,
     pairwise_neg_snr,
 )
@@ -128,3 +129,39 @@ def test_si_snr_level_loss_is_si_snr_plus_the_weighted_level_error() -> None:
     assert float(SIGNAL_LOSSES["si_snr_level"](target, target, 30.0, 0.5)) == pytest.approx(
         -30.0, abs=0.01
     )  # at the right level only the capped SI-SNR remains
+
+
+def test_compressed_spectral_snr_pairs_every_estimate_with_every_target_and_is_capped() -> None:
+    targets = _signals(3, samples=8000)
+    perfect = pairwise_neg_compressed_snr(targets, targets, 30.0)
+    assert perfect.shape == (1, 3, 3)
+    assert torch.diagonal(perfect, dim1=1, dim2=2) == pytest.approx(-30.0, abs=0.01)
+    off_diagonal = perfect[0][~torch.eye(3, dtype=torch.bool)]
+    assert bool((off_diagonal > -5.0).all())  # other sources score as poor estimates
+    # Half the amplitude: compressed magnitudes at 0.5^0.3 of the target's, so with the phase
+    # right the error is (1 - 0.5^0.3)^2 of the target's compressed energy.
+    half = pairwise_neg_compressed_snr(0.5 * targets, targets)
+    expected = 10 * math.log10((1 - 0.5**0.3) ** 2)
+    assert torch.diagonal(half, dim1=1, dim2=2) == pytest.approx(expected, abs=0.05)
+
+
+def test_the_spectral_term_adds_its_weighted_score_to_the_waveform_loss(tmp_path) -> None:
+    from synthetic_corpus import HELD_OUT, SOUNDS, write_corpus
+
+    from rtsep.train import Trainer, TrainSettings
+
+    write_corpus(tmp_path / "corpus", SOUNDS, 16000)
+    common = dict(
+        corpus=str(tmp_path / "corpus"),
+        validation_sources=sorted(HELD_OUT),
+        signal_loss="si_snr",
+        validation_mixtures=1,
+    )
+    plain = Trainer(TrainSettings(run_dir=str(tmp_path / "a"), **common)).signal_loss
+    spectral = Trainer(
+        TrainSettings(run_dir=str(tmp_path / "b"), spectral_weight=0.5, **common)
+    ).signal_loss
+    estimates, targets = _signals(2, seed=1).float(), _signals(2, seed=2).float()
+    added = spectral(estimates, targets) - plain(estimates, targets)
+    expected = 0.5 * pairwise_neg_compressed_snr(estimates, targets, 30.0)
+    assert torch.allclose(added, expected, atol=1e-5)

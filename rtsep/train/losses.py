@@ -65,6 +65,50 @@ def pairwise_level_error_db(estimates: torch.Tensor, targets: torch.Tensor) -> t
     return (10 * torch.log10((estimate_energy + EPS) / (target_energy + EPS))).abs()
 
 
+def pairwise_neg_compressed_snr(
+    estimates: torch.Tensor,
+    targets: torch.Tensor,
+    max_db: float | None = None,
+    *,
+    exponent: float = 0.3,
+    magnitude_share: float = 0.7,
+    window: int = 512,
+    hop: int = 256,
+) -> torch.Tensor:
+    """Negative SNR in dB of the compressed spectrum for every (estimate, target) pair.
+
+    ``estimates [B, N, T]``, ``targets [B, S, T]`` → ``[B, N, S]``. Both are taken to an STFT
+    (Hann ``window``/``hop`` samples) whose magnitudes are compressed, ``|X|^exponent`` with the
+    phase kept (as DeepFilterNet and GTCRN train). The error is ``magnitude_share`` × the
+    squared difference of the compressed magnitudes plus the rest × that of the compressed
+    complex values, summed over bins and frames; the signal is the target's compressed energy;
+    ``max_db`` caps softly as in :func:`pairwise_neg_si_snr`. Compression gives quiet bins
+    (high frequencies, soft onsets) a weight that a waveform SNR leaves to the loud ones.
+    """
+    batch, outputs, length = estimates.shape
+    sources = targets.shape[1]
+    spectra = torch.stft(
+        torch.cat([estimates, targets], 1).reshape(-1, length),
+        window,
+        hop,
+        window=torch.hann_window(window, device=estimates.device, dtype=estimates.dtype),
+        return_complex=True,
+    ).reshape(batch, outputs + sources, -1)
+    magnitude = (spectra.real.square() + spectra.imag.square() + EPS).sqrt()
+    compressed_magnitude = magnitude**exponent
+    compressed = spectra * (compressed_magnitude / magnitude)
+    est_mag, ref_mag = compressed_magnitude[:, :outputs], compressed_magnitude[:, outputs:]
+    est, ref = compressed[:, :outputs], compressed[:, outputs:]
+    est_energy = est_mag.square().sum(-1).unsqueeze(2)  # [B, N, 1]: |compressed|² = mag²
+    ref_energy = ref_mag.square().sum(-1).unsqueeze(1)  # [B, 1, S]
+    magnitude_cross = torch.einsum("bnf,bsf->bns", est_mag, ref_mag)
+    complex_cross = torch.einsum("bnf,bsf->bns", est, ref.conj()).real
+    magnitude_error = est_energy + ref_energy - 2 * magnitude_cross
+    complex_error = est_energy + ref_energy - 2 * complex_cross
+    error = magnitude_share * magnitude_error + (1 - magnitude_share) * complex_error
+    return _neg_ratio_db(ref_energy.expand_as(error), error, max_db)
+
+
 def _neg_ratio_db(
     signal_energy: torch.Tensor, error_energy: torch.Tensor, max_db: float | None
 ) -> torch.Tensor:

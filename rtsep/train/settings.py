@@ -53,6 +53,9 @@ class TrainSettings:
     # the shape plus level_weight x the level error in dB)
     signal_loss: str = "snr"
     level_weight: float = 0.5
+    # plus this weight x the negative SNR (dB) of the compressed spectrum (|X|^0.3 magnitude and
+    # complex, losses.pairwise_neg_compressed_snr), capped at snr_cap_db too; 0 = off
+    spectral_weight: float = 0.0
     stage1_steps: int = 2000  # separation + EDA
     stage2_steps: int = 5000  # joint separation + extraction
     stage1_lr: float = 1e-3

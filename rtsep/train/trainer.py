@@ -39,6 +39,7 @@ from .losses import (
     existence_loss,
     onset_ordered_pit,
     pairwise_level_error_db,
+    pairwise_neg_compressed_snr,
     pairwise_neg_si_snr,
     pairwise_neg_snr,
     presence_loss,
@@ -76,8 +77,16 @@ class Trainer:
             raise ValueError(
                 f"signal_loss must be one of {sorted(SIGNAL_LOSSES)}, not {s.signal_loss!r}"
             )
-        self.signal_loss = functools.partial(
+        waveform_loss = functools.partial(
             SIGNAL_LOSSES[s.signal_loss], cap=s.snr_cap_db, weight=s.level_weight
+        )
+        self.signal_loss = (
+            waveform_loss
+            if s.spectral_weight == 0
+            else lambda est, ref: (
+                waveform_loss(est, ref)
+                + s.spectral_weight * pairwise_neg_compressed_snr(est, ref, s.snr_cap_db)
+            )
         )
         self.run_dir = Path(s.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
