@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from .bandrnn import BandRnnNetwork
 from .config import ModelConfig
 from .dualpath import DualPathNetwork
 from .network import SeparationNetwork, StreamingNetwork
 
 NETWORKS: dict[str, type[StreamingNetwork]] = {
+    "bandrnn": BandRnnNetwork,
     "dualpath": DualPathNetwork,
     "lstm": SeparationNetwork,
 }

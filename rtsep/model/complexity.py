@@ -30,12 +30,21 @@ def macs_per_hop(config: ModelConfig, outputs: int) -> int:
     attention = d * d + outputs * outputs * 2 * e * d + outputs * outputs * d * 2
     fusion = attention + outputs * d * 2 * d
     synthesis = outputs * 2 * f * w
-    gate_width = c.band_dim if c.architecture == "dualpath" else d
+    gate_width = {"dualpath": c.band_dim, "bandrnn": c.head_dim}.get(c.architecture, d)
     presence = outputs * gate_width if c.presence_gate else 0  # one logit per output
+    edges = band_edges(f, c.bands, c.sample_rate_hz)
+    width = max(hi - lo for lo, hi in zip(edges[:-1], edges[1:]))  # bands padded to this
+    if c.architecture == "bandrnn":
+        k, b, core, h = c.bands, c.band_code_dim, c.core_dim, c.head_dim
+        split = k * 3 * width * b + k * b * core
+        shared = c.separator_layers * lstm_macs(core, core) + core * d + core * h
+        films = (c.extractor_layers + 1) * d * 2 * h
+        merge = h * k * b + k * b * 2 * width
+        per_output = c.extractor_layers * lstm_macs(h, h) + films + merge
+        per_outputs = outputs * per_output + presence
+        return analysis + split + shared + eda + fusion + per_outputs + synthesis
     if c.architecture == "dualpath":
         k, b = c.bands, c.band_dim
-        edges = band_edges(f, k, c.sample_rate_hz)
-        width = max(hi - lo for lo, hi in zip(edges[:-1], edges[1:]))  # bands padded to this
         split = k * 3 * width * b
         shared = c.separator_layers * dual_path_block_macs(k, b) + k * b * d
         films = (c.extractor_layers + 1) * d * 2 * b

@@ -27,7 +27,7 @@ from .config import ModelConfig
 from .cue_network import CueEmbedder, CueFusion
 from .eda import AttractorNetwork
 from .network import StreamingNetwork
-from .presence import PresenceGate
+from .presence import PresenceGate, gate_complex_masks
 
 
 class DualPathBlock(nn.Module):
@@ -142,14 +142,9 @@ class DualPathNetwork(StreamingNetwork):
             new_cell.append(c)
         gamma, beta = self.films[-1](condition).chunk(2, dim=-1)
         mask_real, mask_imag = self.merge(self.head_norm(x) * (1.0 + gamma) + beta)
-        presence = None
-        if self.presence is not None:
-            presence = self.presence(x.mean(dim=2))  # [B*N, T]
-            gain = torch.sigmoid(presence).unsqueeze(-1)
-            mask_real, mask_imag = mask_real * gain, mask_imag * gain
-            presence = presence.unflatten(0, (batch, outputs))
-        mask_real = mask_real.unflatten(0, (batch, outputs))
-        mask_imag = mask_imag.unflatten(0, (batch, outputs))
+        mask_real, mask_imag, presence = gate_complex_masks(
+            self.presence, x.mean(dim=2), mask_real, mask_imag, batch
+        )
         return mask_real, mask_imag, presence, torch.stack(new_hidden), torch.stack(new_cell)
 
     # ----------------------------------------------------------------- streaming

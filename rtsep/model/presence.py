@@ -35,3 +35,22 @@ class PresenceGate(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.logit(self.norm(features)).squeeze(-1)
+
+
+def gate_complex_masks(
+    gate: PresenceGate | None,
+    features: torch.Tensor,
+    mask_real: torch.Tensor,
+    mask_imag: torch.Tensor,
+    batch: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Complex masks ``[B * N, T, bins]`` of every output, scaled by ``sigmoid`` of the gate's
+    logits on ``features [B * N, T, D]`` when there is a gate → ``(mask_real, mask_imag
+    [B, N, T, bins], presence_logits [B, N, T] or None)``."""
+    presence = None
+    if gate is not None:
+        presence = gate(features)  # [B*N, T]
+        gain = torch.sigmoid(presence).unsqueeze(-1)
+        mask_real, mask_imag = mask_real * gain, mask_imag * gain
+        presence = presence.unflatten(0, (batch, -1))
+    return mask_real.unflatten(0, (batch, -1)), mask_imag.unflatten(0, (batch, -1)), presence

@@ -48,15 +48,22 @@ def residual_lstms(
     x: torch.Tensor,
     hidden: torch.Tensor,
     cell: torch.Tensor,
+    films: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pre-norm residual LSTM layers: ``x = x + lstm_i(norm_i(x))``.
+    """Pre-norm residual LSTM layers: ``x = x + lstm_i(norm_i(x))``, or with FiLM
+    ``films[i] = (gamma, beta)`` (each broadcastable to ``x``):
+    ``x = x + lstm_i(norm_i(x) * (1 + gamma) + beta)``.
 
     ``x [batch, frames, dim]``, ``hidden``/``cell [layers, batch, dim]`` → ``(x, hidden, cell)``.
     """
     new_hidden, new_cell = [], []
     for index, (norm, lstm) in enumerate(zip(norms, lstms)):
         state = (hidden[index : index + 1].contiguous(), cell[index : index + 1].contiguous())
-        y, (h, c) = lstm(norm(x), state)
+        y = norm(x)
+        if films is not None:
+            gamma, beta = films[index]
+            y = y * (1.0 + gamma) + beta
+        y, (h, c) = lstm(y, state)
         x = x + y
         new_hidden.append(h)
         new_cell.append(c)
