@@ -260,13 +260,15 @@ def markdown(results: dict) -> str:
         rates = run.get("load_steps_per_s") or []
         load_text = f"{load} ({', '.join(f'{r:g}' for r in rates)} steps/s)" if load else "quiet"
         compute = f"{live['compute_ms_p99']:.2f} / {live['compute_ms_max']:.2f}" if live else "-"
+        window = run.get("deadline_misses_in_window")
+        window = "?" if window is None else window
         target = run.get("target")
         verdict = "-"
         if target:
             verdict = f"{'met' if target['met'] else 'NOT met'} (≤ {target['max_xruns']:g})"
         lines.append(
             f"| {load_text} | {run['audio']} | {threads} | {live.get('seconds', '?')} "
-            f"| {live.get('deadline_misses', '?')} / {run.get('deadline_misses_in_window', '?')} "
+            f"| {live.get('deadline_misses', '?')} / {window} "
             f"| {live.get('xruns', '?')} | {live.get('dropped_samples', '?')} "
             f"| {run['jack_process_errors']} | {late} | {compute} "
             f"| {run['cpu_percent']['busy']} / {run['cpu_percent']['steal']} "
