@@ -124,6 +124,70 @@ def cpu_jiffies() -> dict[str, int]:
     return {"busy": busy, "idle": idle + iowait, "steal": steal}
 
 
+def busy_loop() -> None:
+    """A CPU-heavy job for one core, until SIGTERM: a training-like torch loop (an LSTM of
+    256 units over batches of 8 x 100 frames of 64 features, forward, backward and an Adam
+    step) on one thread. Prints "ready" after its first step, then at SIGTERM one line:
+    ``STEPS SECONDS`` done since then."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    network = torch.nn.LSTM(64, 256, batch_first=True)
+    head = torch.nn.Linear(256, 64)
+    optimiser = torch.optim.Adam([*network.parameters(), *head.parameters()], lr=1e-4)
+    inputs, targets = torch.randn(8, 100, 64), torch.randn(8, 100, 64)
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+
+    def step() -> None:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.mse_loss(head(network(inputs)[0]), targets)
+        loss.backward()
+        optimiser.step()
+
+    step()
+    print("ready", flush=True)
+    steps, started = 0, time.monotonic()
+    while not stop:
+        step()
+        steps += 1
+    print(steps, round(time.monotonic() - started, 3), flush=True)
+
+
+class CpuLoad:
+    """``processes`` copies of :func:`busy_loop` (one core each) beside a run, as a
+    musician's machine runs a build or a training beside its audio. A context manager:
+    entering returns once each has done a step; leaving ends them and sets ``steps_per_s``,
+    the work each did (so a reader sees the load really ran: an idle one would show 0)."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.steps_per_s: list[float] = []
+        self._jobs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> CpuLoad:
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        command = [sys.executable, "-c", "from benchmarks.live_jack import busy_loop; busy_loop()"]
+        for _ in range(self.processes):
+            job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+            self._jobs.append(job)
+        for job in self._jobs:
+            if job.stdout is None or job.stdout.readline().strip() != "ready":
+                self.__exit__()
+                raise RuntimeError("a CPU-load process did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for job in self._jobs:
+            job.terminate()
+            out, _ = job.communicate(timeout=30)
+            done = out.split()
+            rate = int(done[0]) / float(done[1]) if len(done) == 2 and float(done[1]) else 0.0
+            self.steps_per_s.append(round(rate, 1))
+        self._jobs = []
+
+
 def start_metro(server: JackDummy) -> subprocess.Popen:
     """``jack_metro`` at 120 bpm, 440 Hz: a C client that plays into the graph."""
     metro = subprocess.Popen(
@@ -192,19 +256,24 @@ def stop_live(live: subprocess.Popen, timeout_s: float = 10.0) -> int:
 
 
 def summary_counts(log_text: str) -> dict:
-    """The counts in ``rtsep live``'s closing line ("stopped after ...")."""
+    """The counts in ``rtsep live``'s closing line ("stopped after ..."): seconds, deadline
+    misses, xruns, samples dropped, real-time factor and compute per chunk (p99, max; ms)."""
     match = re.search(
-        r"stopped after ([\d.]+) s: (\d+) deadline misses, (\d+) xruns, (\d+) samples dropped",
+        r"stopped after ([\d.]+) s: (\d+) deadline misses, (\d+) xruns, (\d+) samples dropped, "
+        r"real-time factor ([\d.]+) \(compute per chunk p99 ([\d.]+) ms, max ([\d.]+) ms\)",
         log_text,
     )
     if not match:
         return {}
-    seconds, misses, xruns, dropped = match.groups()
+    seconds, misses, xruns, dropped, factor, p99, peak = match.groups()
     return {
         "seconds": float(seconds),
         "deadline_misses": int(misses),
         "xruns": int(xruns),
         "dropped_samples": int(dropped),
+        "real_time_factor": float(factor),
+        "compute_ms_p99": float(p99),
+        "compute_ms_max": float(peak),
     }
 
 

@@ -25,15 +25,15 @@ Output channel ``k`` of the device carries engine output ``k`` (a tracked source
 ``k``). With ``monitor``, the chosen engine outputs are instead mixed to a stereo pair, so a
 2-channel device can listen to any of them (see :func:`monitor_matrix`).
 
-With ``worker_priority`` the engine's worker runs under ``SCHED_FIFO`` where the OS allows it
-(see :mod:`rtsep.engine.realtime`); where it does not, one warning is logged and the worker
-runs with normal scheduling.
+The engine's worker runs under ``SCHED_FIFO`` at ``worker_priority`` (by default
+``WORKER_PRIORITY``, below every audio thread) where the OS allows it (see
+:mod:`rtsep.engine.realtime`); where it does not, the worker runs with normal scheduling and
+:attr:`LiveSession.realtime_note` says why and how to allow it, in one line.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import time
 from collections.abc import Sequence
@@ -49,10 +49,8 @@ from .audio_io import (
     open_duplex,
 )
 from .latency import Latency
-from .realtime import set_fifo
+from .realtime import HOW_TO_ALLOW, WORKER_PRIORITY, set_fifo
 from .runtime import PUMP_POLL_S, Engine
-
-log = logging.getLogger(__name__)
 
 #: Live audio backends, the default first.
 AUDIO_BACKENDS = ("rtmixer", "sounddevice")
@@ -133,8 +131,8 @@ class LiveSession:
         audio_backend: ``"rtmixer"`` (default: C callback, no Python per callback) or
             ``"sounddevice"`` (a Python callback; the fallback).
         worker_priority: ``SCHED_FIFO`` priority (1..99) of the engine's worker, below the
-            audio threads' (JACK's clients: 5 below ``jackd -P``); 0 (default): normal
-            scheduling.
+            audio threads' (JACK's clients: 5 below ``jackd -P``); default
+            ``WORKER_PRIORITY`` (1); 0: normal scheduling.
 
     Raises :class:`~rtsep.engine.audio_io.AudioDeviceError` (naming the device and listing
     the others) when a device is missing, has too few channels or refuses the settings.
@@ -149,7 +147,7 @@ class LiveSession:
         monitor: Sequence[int] | None = None,
         device_latency: float | str = "low",
         audio_backend: str = "rtmixer",
-        worker_priority: int = 0,
+        worker_priority: int = WORKER_PRIORITY,
     ) -> None:
         if audio_backend not in AUDIO_BACKENDS:
             raise ValueError(
@@ -161,6 +159,8 @@ class LiveSession:
         self.worker_priority = worker_priority
         #: How the worker is scheduled: "normal" or "SCHED_FIFO N" (set by start()).
         self.worker_scheduling = "normal"
+        #: One line when the OS refused ``worker_priority``: why, and how to allow it.
+        self.realtime_note: str | None = None
         self.monitor = tuple(monitor) if monitor else None
         self._mix = monitor_matrix(self.monitor, engine.channels) if self.monitor else None
         # The engine's outputs before the monitor mix, [channels, block] (monitor only).
@@ -223,7 +223,9 @@ class LiveSession:
         if self.worker_priority and self.engine.worker_thread_id is not None:
             refused = set_fifo(self.engine.worker_thread_id, self.worker_priority)
             if refused:
-                log.warning("the engine's worker runs with normal scheduling: %s", refused)
+                self.realtime_note = (
+                    f"the model's worker runs with normal scheduling ({refused}): {HOW_TO_ALLOW}"
+                )
             else:
                 self.worker_scheduling = f"SCHED_FIFO {self.worker_priority}"
         self.stream.start()

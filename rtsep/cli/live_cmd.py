@@ -148,6 +148,8 @@ def _run(session: LiveSession, duration_s: float | None, terminal: TextIO | None
     caller's exit then does not wait for PortAudio, which would hang."""
     view = TerminalView(terminal) if terminal is not None else None
     session.start()
+    if session.realtime_note:  # the OS refused real-time scheduling: the audio runs anyway
+        print(f"rtsep live note: {session.realtime_note}", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
         while duration_s is None or time.monotonic() - started < duration_s:
@@ -188,7 +190,9 @@ def _summary(session: LiveSession, elapsed_s: float) -> str:
     return (
         f"stopped after {elapsed_s:.1f} s: {stats['deadline_misses']} deadline misses, "
         f"{session.counters().xruns} xruns, {stats['dropped_samples']} samples dropped, "
-        f"real-time factor {stats['real_time_factor']:.3f}, {_latency(session.latency.as_dict())}"
+        f"real-time factor {stats['real_time_factor']:.3f} (compute per chunk p99 "
+        f"{stats['compute_ms_p99']:.2f} ms, max {stats['compute_ms_max']:.2f} ms), "
+        f"{_latency(session.latency.as_dict())}"
     )
 
 
