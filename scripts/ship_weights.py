@@ -124,7 +124,8 @@ def main() -> None:
     args = parser.parse_args()
 
     results = json.loads(args.evaluation.read_text())
-    evaluated = results["model"]["checkpoint"]
+    first = next(iter(results["validations"].values())) if "validations" in results else results
+    evaluated = first["model"]["checkpoint"]
     if evaluated is None or Path(evaluated).resolve() != args.checkpoint.resolve():
         raise SystemExit(f"{args.evaluation} scores {evaluated}, not {args.checkpoint}")
     model = load_model(args.checkpoint)
@@ -145,7 +146,15 @@ def main() -> None:
     training["stages"] = stages
     training["total_steps"] = sum(stage["steps"] for stage in stages)
     training["wall_time_s"] = round(sum(stage["wall_time_s"] for stage in stages), 1)
-    metadata = {"training": training, "evaluation": evaluation_summary(results)}
+    if "validations" in results:  # rtsep evaluate --validation both (the default)
+        evaluation = {
+            "validations": {
+                name: evaluation_summary(scores) for name, scores in results["validations"].items()
+            }
+        }
+    else:
+        evaluation = evaluation_summary(results)
+    metadata = {"training": training, "evaluation": evaluation}
     if "calibration" in model.metadata:  # rtsep calibrate's rules: the evaluation used them
         metadata["calibration"] = model.metadata["calibration"]
     if "growth" in model.metadata:  # how the network's shape came about (scripts/grow_model.py)

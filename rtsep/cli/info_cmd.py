@@ -104,7 +104,14 @@ def training_lineage(metadata: dict) -> dict:
 
 def _evaluation_headline(evaluation: dict) -> dict:
     """The headline scores of an ``rtsep evaluate`` result: its scalar scores, and the dB
-    figures of each condition (only ``all`` where a group has it)."""
+    figures of each condition (only ``all`` where a group has it); with several validations
+    (``{"validations": {name: result}}``) each one's, named ``"<validation>: <score>"``."""
+    if isinstance(evaluation.get("validations"), dict):
+        return {
+            f"{validation}: {name}": value
+            for validation, result in evaluation["validations"].items()
+            for name, value in _evaluation_headline(result).items()
+        }
     headline: dict = {}
     for name, value in evaluation.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
