@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--runs", type=int, default=1, help="whole runs in a row (fresh engine)")
+    parser.add_argument("--stem", help="result file names (default: control_flood[_soak])")
     args = parser.parse_args(argv)
     runs = [run_once(args) for _ in range(args.runs)]
     results = {
         "settings": vars(args) | {"out": str(args.out), "config": str(args.config)},
         "runs": runs,
     }
-    stem = "control_flood_soak" if args.soak is not None else "control_flood"
+    stem = args.stem or ("control_flood_soak" if args.soak is not None else "control_flood")
     write_results("control_flood", argv or sys.argv[1:], results, markdown, args.out, stem)
     return 0
 
