@@ -132,8 +132,8 @@ class ControlServer(BoundEndpoints):
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         telemetry_rate_hz: float = 10.0,
         status_interval_s: float = 1.0,
-        client_rate_hz: float = 500.0,
-        client_burst: int = 500,
+        client_rate_hz: float = 2000.0,
+        client_burst: int = 1000,
         client_queue: int = 1000,
     ) -> None:
         check_endpoints((endpoint, telemetry_endpoint), keys_dir, insecure)
