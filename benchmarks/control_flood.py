@@ -14,6 +14,10 @@ lets it settle, then:
    arguments, JSON nested 5,000 deep), the rest valid (ping, status, stats, set_gain,
    list_labels). Replies are counted: every message must get one.
 
+``--soak MINUTES`` replaces the three phases with one long flood: ``--soak-rate`` (default
+1,000) messages per second from ``--clients`` for MINUTES (the issue's soak: ``--soak 10
+--clients 4``).
+
 The engine's deadline misses, dropped chunks and overruns are read over the control channel
 (``reset_stats`` before each phase, ``stats`` after), and the run's totals from the line
 ``rtsep live`` prints when stopped. Writes ``control_flood.json``/``.md`` to ``--out``.
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--soak", type=float, help="minutes of one long flood instead")
+    parser.add_argument("--soak-rate", type=float, default=1000.0, help="messages/s in --soak")
     parser.add_argument("--config", type=Path, help="a TOML file for rtsep live")
     parser.add_argument(
         "--decoy",
@@ -95,7 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         "experiment: what the flood's own CPU use costs the engine)",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--runs", type=int, default=1, help="whole runs in a row (fresh engine)")
+    parser.add_argument("--stem", help="result file names (default: control_flood[_soak])")
     args = parser.parse_args(argv)
+    runs = [run_once(args) for _ in range(args.runs)]
+    results = {
+        "settings": vars(args) | {"out": str(args.out), "config": str(args.config)},
+        "runs": runs,
+    }
+    stem = args.stem or ("control_flood_soak" if args.soak is not None else "control_flood")
+    write_results("control_flood", argv or sys.argv[1:], results, markdown, args.out, stem)
+    return 0
+
+
+def run_once(args: argparse.Namespace) -> dict:
+    """One whole run: JACK, metro and a fresh ``rtsep live``; its phases, header and totals."""
     server = JackDummy(args.rate, args.period)
     metro = live = None
     try:
@@ -106,36 +126,32 @@ def main(argv: list[str] | None = None) -> int:
             patch_metro_into_live(server)
             decoy, decoy_endpoint = start_decoy() if args.decoy else (None, None)
             time.sleep(args.settle)
+            target = decoy_endpoint or endpoint
             with Client(endpoint, timeout_s=10.0) as client:
-                phases = {
-                    "quiet": phase(client, lambda: time.sleep(args.seconds) or {}),
-                    "ctl_ping": phase(client, lambda: ctl_pings(endpoint, args.pings)),
-                    "flood": phase(
-                        client,
-                        lambda: flood(
-                            decoy_endpoint or endpoint, args.clients, args.messages, args.seconds
+                if args.soak is not None:
+                    soak_s = 60.0 * args.soak
+                    messages = int(args.soak_rate * soak_s)
+                    phases = {
+                        "soak": phase(client, lambda: flood(target, args.clients, messages, soak_s))
+                    }
+                else:
+                    phases = {
+                        "quiet": phase(client, lambda: time.sleep(args.seconds) or {}),
+                        "ctl_ping": phase(client, lambda: ctl_pings(endpoint, args.pings)),
+                        "flood": phase(
+                            client,
+                            lambda: flood(target, args.clients, args.messages, args.seconds),
                         ),
-                    ),
-                }
+                    }
             stop_live(live)
             if decoy is not None:
                 decoy.kill()
                 decoy.wait()
-            totals = summary_counts(log_path.read_text())
-            header = next(
-                (line for line in log_path.read_text().splitlines() if line.startswith("live")),
-                "",
-            )
+            log_text = log_path.read_text()
     finally:
         end_all(server, live, metro)
-    results = {
-        "settings": vars(args) | {"out": str(args.out), "config": str(args.config)},
-        "header": header,
-        "phases": phases,
-        "live_totals": totals,
-    }
-    write_results("control_flood", argv or sys.argv[1:], results, markdown, args.out)
-    return 0
+    header = next((line for line in log_text.splitlines() if line.startswith("live")), "")
+    return {"header": header, "phases": phases, "live_totals": summary_counts(log_text)}
 
 
 def start_decoy() -> tuple[subprocess.Popen, str]:
@@ -198,7 +214,8 @@ def ctl_pings(endpoint: str, count: int) -> dict:
 def flood(endpoint: str, clients: int, messages: int, seconds: float) -> dict:
     per_client = messages // clients
     tallies = [
-        dict(sent=0, hostile=0, replies=0, hostile_errors=0, valid_errors=0) for _ in range(clients)
+        dict(sent=0, hostile=0, replies=0, hostile_errors=0, valid_errors=0, rate_limited=0)
+        for _ in range(clients)
     ]
     start_at = time.monotonic() + 0.5
 
@@ -213,7 +230,11 @@ def flood(endpoint: str, clients: int, messages: int, seconds: float) -> dict:
             while socket.poll(0):
                 reply = json.loads(socket.recv_multipart()[-1])
                 tally["replies"] += 1
-                if not reply.get("ok", False):  # valid requests have ids "v-..."
+                if reply.get("ok", False):
+                    continue
+                if reply["error"]["code"] == "rate_limited":  # unread: its id is null
+                    tally["rate_limited"] += 1
+                else:  # valid requests have ids "v-..."
                     valid = str(reply.get("id", "")).startswith("v-")
                     tally["valid_errors" if valid else "hostile_errors"] += 1
 
@@ -246,42 +267,54 @@ def flood(endpoint: str, clients: int, messages: int, seconds: float) -> dict:
 
 
 def markdown(results: dict) -> str:
-    quiet = results["phases"]["quiet"]
-    ping, flood_phase = results["phases"]["ctl_ping"], results["phases"]["flood"]
+    """The results as Markdown: one table row per phase of each run."""
+    runs = results["runs"]
+    title = "soak" if "soak" in runs[0]["phases"] else "flood"
+    lines = [
+        f"# Control {title} on a running `rtsep live`",
+        "",
+        f"`{results['command']}` — {results['date']}, commit "
+        f"{results['machine']['git_commit']}, {results['machine']['cpu']} "
+        f"({results['machine']['cores']} cores); {results['machine']['note']}.",
+        "",
+        f"Engine: {runs[0]['header']}",
+        "",
+        "| run | phase | what | engine deadline misses | dropped chunks | overruns | "
+        "load 1-min before → after |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    for number, run in enumerate(runs, 1):
+        for name, ran in run["phases"].items():
+            lines.append(
+                f"| {number} | {name} | {phase_text(name, ran)} "
+                f"| {ran['engine']['deadline_misses']} | {ran['engine']['dropped_chunks']} "
+                f"| {ran['engine']['overruns']} | {ran['load_before'][0]} → "
+                f"{ran['load_after'][0]} |"
+            )
+    lines += ["", "Whole runs (`rtsep live`'s closing line):", ""]
+    lines += [f"{number}. {run['live_totals']}" for number, run in enumerate(runs, 1)]
+    return "\n".join(lines + [""])
+
+
+def phase_text(name: str, ran: dict) -> str:
+    """What phase ``name`` did, in words."""
+    if name == "quiet":
+        return f"no control traffic for {ran['seconds']} s"
+    if name == "ctl_ping":
+        r = ran["result"]
+        return (
+            f"`rtsep ctl ping` ×{r['calls']}: wall median {r['wall_s_median']} s, "
+            f"max {r['wall_s_max']} s"
+        )
+    return flood_text(ran)
+
+
+def flood_text(flood_phase: dict) -> str:
     f = flood_phase["result"]
-    totals = results["live_totals"]
-    return "\n".join(
-        [
-            "# Control flood on a running `rtsep live`",
-            "",
-            f"`{results['command']}` — {results['date']}, commit "
-            f"{results['machine']['git_commit']}, {results['machine']['cpu']} "
-            f"({results['machine']['cores']} cores); {results['machine']['note']}.",
-            "",
-            f"Engine: {results['header']}",
-            "",
-            "| phase | what | engine deadline misses | dropped chunks | overruns | "
-            "load 1-min before → after |",
-            "|---|---|---:|---:|---:|---|",
-            f"| quiet (baseline) | no control traffic for {quiet['seconds']} s "
-            f"| {quiet['engine']['deadline_misses']} | {quiet['engine']['dropped_chunks']} "
-            f"| {quiet['engine']['overruns']} | {quiet['load_before'][0]} → "
-            f"{quiet['load_after'][0]} |",
-            f"| `rtsep ctl ping` ×{ping['result']['calls']} | wall median "
-            f"{ping['result']['wall_s_median']} s, max {ping['result']['wall_s_max']} s "
-            f"| {ping['engine']['deadline_misses']} | {ping['engine']['dropped_chunks']} "
-            f"| {ping['engine']['overruns']} | {ping['load_before'][0]} → "
-            f"{ping['load_after'][0]} |",
-            f"| flood | {f['sent']} messages ({f['hostile']} hostile) from {f['clients']} "
-            f"clients in {flood_phase['seconds']} s; {f['replies']} replies: "
-            f"{f['hostile_errors']} error replies to hostile, {f['valid_errors']} to valid "
-            f"| {flood_phase['engine']['deadline_misses']} "
-            f"| {flood_phase['engine']['dropped_chunks']} | {flood_phase['engine']['overruns']} "
-            f"| {flood_phase['load_before'][0]} → {flood_phase['load_after'][0]} |",
-            "",
-            f"Whole run (`rtsep live`'s closing line): {totals}.",
-            "",
-        ]
+    return (
+        f"{f['sent']} messages ({f['hostile']} hostile) from {f['clients']} clients in "
+        f"{flood_phase['seconds']} s; {f['replies']} replies: {f['hostile_errors']} error "
+        f"replies to hostile, {f['valid_errors']} to valid, {f['rate_limited']} rate_limited"
     )
 
 

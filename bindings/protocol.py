@@ -57,6 +57,7 @@ UNKNOWN_COMMAND = "unknown_command"
 BAD_ARGS = "bad_args"  # an argument is missing, unknown, mistyped or out of range
 INVALID_CUE = "invalid_cue"  # the engine cannot encode a cue (unknown label, no text encoder)
 INTERNAL = "internal"  # a server bug: the request changed nothing, the server keeps running
+RATE_LIMITED = "rate_limited"  # the client is over its message rate: unread, id null, no change
 ERROR_CODES = (
     BAD_JSON,
     BAD_FRAMES,
@@ -67,6 +68,7 @@ ERROR_CODES = (
     BAD_ARGS,
     INVALID_CUE,
     INTERNAL,
+    RATE_LIMITED,
 )
 
 # Telemetry topics (first frame of every PUB message; subscribe by prefix).

@@ -1,10 +1,10 @@
 """The control server: commands on a ROUTER socket, telemetry on an XPUB socket, own thread.
 
 ``ControlServer(target).start()`` binds both sockets and serves until ``stop()``. ``target`` is
-anything that implements ``Controllable`` (the engine's ``CueState``). The server thread is the
-only one that touches its sockets; it never calls into the audio path — it only swaps
-snapshots in the target and reads what the engine reported — so a slow, broken or hostile
-client can never stall the audio.
+anything that implements ``Controllable`` (a ``CueState``). The server thread is the only one
+that touches its sockets; it never calls into the audio path — it only swaps snapshots in the
+target and reads what the engine reported. An engine runs it in a process of its own
+(``engine.control_process``), so that no client, however busy, shares the worker's GIL.
 
 Contract (see docs/protocol.md for the wire format):
 
@@ -12,6 +12,11 @@ Contract (see docs/protocol.md for the wire format):
   request's id: the result, or an error (``bad_json``, ``too_large``, ...). A message with no
   payload frame is dropped. A frame over ``4 × max_message_bytes`` makes libzmq drop the
   connection (ZMQ_MAXMSGSIZE). A refused request changes nothing.
+* Per-client limits: each connection may send ``client_rate_hz`` messages per second on
+  average, in bursts of up to ``client_burst``; a message beyond them is answered
+  ``rate_limited`` (id null) unread. At most ``client_queue`` messages of one connection wait
+  in the server (ZMQ_RCVHWM); beyond that libzmq stops reading that connection until the
+  server catches up (TCP back-pressure), so what waits is bounded.
 * Telemetry: at most ``telemetry_rate_hz`` messages per topic per second. ``status`` is sent
   after every change, on every new subscription (XPUB) and every ``status_interval_s``.
 * Security: endpoints other than loopback (127.x, ::1, ipc, inproc) are refused, before any
@@ -37,6 +42,7 @@ from rtsep.bindings.protocol import (
     INTERNAL,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    RATE_LIMITED,
     TOO_LARGE,
     TOPIC_LEVELS,
     TOPIC_STATUS,
@@ -57,64 +63,32 @@ log = logging.getLogger(__name__)
 
 HARD_LIMIT_FACTOR = 4  # frames over this × max_message_bytes: libzmq drops the connection
 _COMMAND_BATCH = 256  # commands served per poll wake-up before telemetry gets a turn
+_MAX_TRACKED_CLIENTS = 1024  # rate buckets kept; idle (full) ones are forgotten beyond this
 
 
 class InsecureBindError(ValueError):
     """A non-loopback endpoint was asked for without CURVE keys and without insecure=True."""
 
 
-class ControlServer:
-    """Serve the control protocol for ``target`` on its own thread.
+def check_endpoints(
+    endpoints: tuple[str, ...], keys_dir: str | os.PathLike[str] | None, insecure: bool
+) -> None:
+    """Raise ``InsecureBindError`` for an endpoint beyond loopback without CURVE keys and
+    without ``insecure``."""
+    for ep in endpoints:
+        if not is_loopback_endpoint(ep) and keys_dir is None and not insecure:
+            raise InsecureBindError(
+                f"refusing to bind {ep} without CURVE: anyone who can reach it could "
+                "control the engine. Bind tcp://127.0.0.1:PORT, or create keys with "
+                "`rtsep keys generate DIR` and pass keys_dir=DIR (--keys DIR), or pass "
+                "insecure=True to accept unauthenticated control from the network."
+            )
 
-    ``endpoint``/``telemetry_endpoint``: ZeroMQ endpoints to bind; port ``*`` or ``0`` picks a
-    free port (read the bound one from the ``endpoint`` properties after ``start()``).
-    ``keys_dir``: folder made by ``generate_keys``; turns on CURVE for both sockets and accepts
-    only the clients whose public keys are in its ``authorized_clients/``.
-    ``max_message_bytes``: largest accepted command message (all frames together).
-    ``telemetry_rate_hz``: telemetry messages per topic per second, at most.
-    ``status_interval_s``: period of the unsolicited ``status`` message.
-    """
 
-    def __init__(
-        self,
-        target: Controllable,
-        endpoint: str = DEFAULT_ENDPOINT,
-        telemetry_endpoint: str = DEFAULT_TELEMETRY_ENDPOINT,
-        *,
-        keys_dir: str | os.PathLike[str] | None = None,
-        insecure: bool = False,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
-        telemetry_rate_hz: float = 10.0,
-        status_interval_s: float = 1.0,
-    ) -> None:
-        for ep in (endpoint, telemetry_endpoint):
-            if not is_loopback_endpoint(ep) and keys_dir is None and not insecure:
-                raise InsecureBindError(
-                    f"refusing to bind {ep} without CURVE: anyone who can reach it could "
-                    "control the engine. Bind tcp://127.0.0.1:PORT, or create keys with "
-                    "`rtsep keys generate DIR` and pass keys_dir=DIR (--keys DIR), or pass "
-                    "insecure=True to accept unauthenticated control from the network."
-                )
-        if max_message_bytes < 256:
-            raise ValueError(f"max_message_bytes must be at least 256, got {max_message_bytes}")
-        if telemetry_rate_hz <= 0 or status_interval_s <= 0:
-            raise ValueError("telemetry_rate_hz and status_interval_s must be positive")
-        self.target = target
-        self._requested = (endpoint, telemetry_endpoint)
-        self._curve = None if keys_dir is None else load_server_keys(keys_dir)
-        self.max_message_bytes = max_message_bytes
-        self._tick_s = 1.0 / telemetry_rate_hz
-        self._status_interval_s = status_interval_s
-        self._endpoints: tuple[str, str] | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._status_due = True
-        self._seq: dict[str, int] = collections.Counter()
-        self._counts: collections.Counter[str] = collections.Counter()
+class BoundEndpoints:
+    """The endpoints a started server bound (set ``_endpoints`` once bound)."""
 
-    # ---- lifecycle -------------------------------------------------------------------------
+    _endpoints: tuple[str, str] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -130,6 +104,64 @@ class ControlServer:
         if self._endpoints is None:
             raise RuntimeError("the control server is not started: call start() first")
         return self._endpoints
+
+
+class ControlServer(BoundEndpoints):
+    """Serve the control protocol for ``target`` on its own thread.
+
+    ``endpoint``/``telemetry_endpoint``: ZeroMQ endpoints to bind; port ``*`` or ``0`` picks a
+    free port (read the bound one from the ``endpoint`` properties after ``start()``).
+    ``keys_dir``: folder made by ``generate_keys``; turns on CURVE for both sockets and accepts
+    only the clients whose public keys are in its ``authorized_clients/``.
+    ``max_message_bytes``: largest accepted command message (all frames together).
+    ``telemetry_rate_hz``: telemetry messages per topic per second, at most.
+    ``status_interval_s``: period of the unsolicited ``status`` message.
+    ``client_rate_hz``/``client_burst``: per-connection message rate (messages per second)
+    and burst (messages) before ``rate_limited`` replies; ``client_queue``: messages of one
+    connection queued in the server at most.
+    """
+
+    def __init__(
+        self,
+        target: Controllable,
+        endpoint: str = DEFAULT_ENDPOINT,
+        telemetry_endpoint: str = DEFAULT_TELEMETRY_ENDPOINT,
+        *,
+        keys_dir: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        telemetry_rate_hz: float = 10.0,
+        status_interval_s: float = 1.0,
+        client_rate_hz: float = 2000.0,
+        client_burst: int = 1000,
+        client_queue: int = 1000,
+    ) -> None:
+        check_endpoints((endpoint, telemetry_endpoint), keys_dir, insecure)
+        if max_message_bytes < 256:
+            raise ValueError(f"max_message_bytes must be at least 256, got {max_message_bytes}")
+        if telemetry_rate_hz <= 0 or status_interval_s <= 0:
+            raise ValueError("telemetry_rate_hz and status_interval_s must be positive")
+        if client_rate_hz <= 0 or client_burst < 1 or client_queue < 1:
+            raise ValueError("client_rate_hz, client_burst and client_queue must be positive")
+        self.target = target
+        self._requested = (endpoint, telemetry_endpoint)
+        self._curve = None if keys_dir is None else load_server_keys(keys_dir)
+        self.max_message_bytes = max_message_bytes
+        self._tick_s = 1.0 / telemetry_rate_hz
+        self._status_interval_s = status_interval_s
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._status_due = True
+        self._seq: dict[str, int] = collections.Counter()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._client_rate_hz = client_rate_hz
+        self._client_burst = float(client_burst)
+        self._client_queue = client_queue
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # identity → (tokens, at_s)
+
+    # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 5.0) -> ControlServer:
         """Bind both sockets and start serving; returns once bound. Raises OSError naming the
@@ -168,8 +200,11 @@ class ControlServer:
                 auth = ThreadAuthenticator(context)
                 auth.start()
                 auth.configure_curve(domain="*", location=str(self._curve[2]))
-            hard_limit = {zmq.MAXMSGSIZE: HARD_LIMIT_FACTOR * self.max_message_bytes}
-            router = self._socket(context, zmq.ROUTER, self._requested[0], sockets, hard_limit)
+            limits = {
+                zmq.MAXMSGSIZE: HARD_LIMIT_FACTOR * self.max_message_bytes,
+                zmq.RCVHWM: self._client_queue,
+            }
+            router = self._socket(context, zmq.ROUTER, self._requested[0], sockets, limits)
             # XPUB_VERBOSE: every subscription comes up, not only the first to a topic.
             verbose = {zmq.XPUB_VERBOSE: 1}
             xpub = self._socket(context, zmq.XPUB, self._requested[1], sockets, verbose)
@@ -261,7 +296,7 @@ class ControlServer:
                 router.send_multipart(reply, zmq.NOBLOCK)
             except zmq.Again:  # the client stopped reading: its reply is lost, not our time
                 self._counts["replies_lost"] += 1
-            time.sleep(0)  # hand the GIL over between messages: the engine's worker first
+            time.sleep(0)  # hand the GIL over between messages: its other threads get a turn
 
     def _reply_frames(self, frames: list[bytes], received_ns: int) -> list[bytes] | None:
         """The reply (envelope + payload) to one ROUTER message, or None to drop it."""
@@ -273,6 +308,10 @@ class ControlServer:
         if not body:
             return None
         self._counts["requests"] += 1
+        if not self._take_token(identity):
+            self._counts["rate_limited"] += 1
+            message = f"over {self._client_rate_hz:g} messages/s from this client: slow down"
+            return envelope + [encode_error(None, RATE_LIMITED, message)]
         if sum(len(frame) for frame in body) > self.max_message_bytes:
             error = ControlError(TOO_LARGE, f"message over {self.max_message_bytes} bytes")
         elif len(body) != 1:
@@ -286,6 +325,21 @@ class ControlServer:
         self._counts["errors"] += 1
         self._counts[f"error.{error.code}"] += 1
         return envelope + [encode_error(error.request_id, error.code, error.message)]
+
+    def _take_token(self, identity: bytes) -> bool:
+        """Spend one of ``identity``'s tokens (refilled at ``client_rate_hz`` up to
+        ``client_burst``); False when it has none left."""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(identity, (self._client_burst, now))
+        tokens = min(self._client_burst, tokens + (now - at) * self._client_rate_hz)
+        if tokens < 1.0:
+            self._buckets[identity] = (tokens, now)
+            return False
+        if identity not in self._buckets and len(self._buckets) >= _MAX_TRACKED_CLIENTS:
+            refill_s = self._client_burst / self._client_rate_hz
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill_s}
+        self._buckets[identity] = (tokens - 1.0, now)
+        return True
 
     def _execute(self, request: Request, received_ns: int) -> bytes:
         """Run one valid request; ControlError propagates, anything else becomes INTERNAL."""

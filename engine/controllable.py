@@ -1,6 +1,8 @@
 """What the control server needs from an engine, and ``CueState``: the shared state itself.
 
-Two sides touch a ``CueState``:
+Two sides touch a ``CueState`` (in one process, or one ``CueState`` on each side of the
+control process, ``engine.control_process``, that keeps them in step with ``take_report`` /
+``absorb`` and ``adopt``):
 
 * the **control thread** (``engine.control.ControlServer``) calls the ``Controllable`` methods:
   it validates and encodes cues, then publishes a new immutable ``CueSnapshot``;
@@ -127,6 +129,26 @@ class CueSnapshot:
         )
 
 
+@dataclass(frozen=True)
+class EngineReport:
+    """What an engine reported over one interval (``CueState.take_report``), as it crosses to
+    a control process: raw events (``applied`` ones carry their snapshot without encodings),
+    the engine-side count of dropped events, the latest levels (dBFS per output, None: none
+    new), and the engine's counters, gauges and info, whole."""
+
+    events: list[tuple]
+    events_dropped: int
+    levels: tuple[float, ...] | None
+    counters: dict[str, int]
+    gauges: dict[str, float]
+    info: dict[str, Any]
+
+
+def _bare(cue: Cue) -> Cue:
+    """``cue`` without its encoding (what crosses back to a control process)."""
+    return Cue(cue.text, cue.kind, None)
+
+
 def _output_gains(
     gains_db: tuple[float, ...], muted: tuple[bool, ...], soloed: tuple[bool, ...]
 ) -> tuple[float, ...]:
@@ -145,6 +167,8 @@ class CueState:
     (also the most cues at once). ``encode_cue`` runs on the control thread for every new cue;
     without one, labels encode to their index and free text is refused. ``max_events`` bounds
     the engine → control event queue (the oldest events are dropped, and counted, beyond it).
+    ``initial``: the snapshot to start from (another ``CueState``'s, for a control process);
+    default: version 0, separate mode, no cues, 0 dB.
     """
 
     def __init__(
@@ -154,6 +178,7 @@ class CueState:
         encode_cue: CueEncoder | None = None,
         *,
         max_events: int = 4096,
+        initial: CueSnapshot | None = None,
     ) -> None:
         if n_outputs < 1:
             raise ValueError(f"n_outputs must be at least 1, got {n_outputs}")
@@ -163,11 +188,12 @@ class CueState:
         self._encode = encode_cue
         self._write_lock = threading.Lock()  # serialises writers; readers never take it
         zeros, flags = (0.0,) * n_outputs, (False,) * n_outputs
-        self._snapshot = CueSnapshot(
+        self._snapshot = initial or CueSnapshot(
             0, "separate", (), zeros, flags, flags, (1.0,) * n_outputs, time.monotonic_ns()
         )
         self._events: deque[tuple] = deque(maxlen=max_events)
         self._events_dropped = 0
+        self._engine_events_dropped = 0  # dropped on the engine's side of a control process
         self._levels: Sequence[float] = (LEVEL_FLOOR_DB,) * n_outputs
         self._levels_seq = 0
         self._levels_seen = 0
@@ -224,6 +250,48 @@ class CueState:
         and any JSON-able extras (e.g. ``sample_rate_hz=48000``, ``running=True``)."""
         self._info = {"backend": backend, "latency_ms": float(latency_ms), **extra}
 
+    # ---- the two ends of a control process (engine.control_process) -------------------------
+
+    def adopt(self, snapshot: CueSnapshot) -> None:
+        """Engine side: make ``snapshot`` (published by the control process's ``CueState``)
+        the current one, as one reference store: the worker picks it up at its next chunk."""
+        self._snapshot = snapshot
+
+    def take_report(self) -> EngineReport:
+        """Engine side: everything the engine reported since the previous call (events are
+        taken out; counters, gauges and info are copied whole), for ``absorb`` on the control
+        process's ``CueState``. O(events + counters); never blocks the engine's threads."""
+        events = []
+        while self._events:
+            event = self._events.popleft()
+            if event[0] == "applied":  # the encodings stay here: the control side has them
+                bare = tuple(_bare(cue) for cue in event[1].cues)
+                event = ("applied", replace(event[1], cues=bare), event[2])
+            events.append(event)
+        seq = self._levels_seq
+        levels = None if seq == self._levels_seen else tuple(self._levels)
+        self._levels_seen = seq
+        return EngineReport(
+            events=events,
+            events_dropped=self._events_dropped,
+            levels=levels,
+            counters=dict(self._counters),
+            gauges=dict(self._gauges),
+            info=dict(self._info),
+        )
+
+    def absorb(self, report: EngineReport) -> None:
+        """Control side: take in an engine's ``take_report`` (its events queue up for
+        ``drain_events``; its counters, gauges and info replace these)."""
+        for event in report.events:
+            self._push(event)
+        self._engine_events_dropped = report.events_dropped
+        if report.levels is not None:
+            self.report_levels(report.levels)
+        self._counters = report.counters
+        self._gauges = report.gauges
+        self._info = report.info
+
     def _push(self, event: tuple) -> None:
         if len(self._events) == self._events.maxlen:
             self._events_dropped += 1
@@ -270,7 +338,7 @@ class CueState:
             "counters": self._counters_since_reset(),
             "gauges": dict(self._gauges),
             "since_s": round(time.monotonic() - self._reset_at, 3),
-            "events_dropped": self._events_dropped,
+            "events_dropped": self._events_dropped + self._engine_events_dropped,
         }
 
     def reset_stats(self) -> None:

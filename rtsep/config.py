@@ -154,6 +154,9 @@ RULES = {
     ("control", "telemetry"): (_text, 'a ZeroMQ endpoint such as "tcp://127.0.0.1:5571"'),
     ("control", "max_message_bytes"): _whole(64),
     ("control", "telemetry_rate_hz"): _number(0.0, 1000.0, low_open=True),
+    ("control", "client_rate_hz"): _number(0.0, 1e6, low_open=True),
+    ("control", "client_burst"): _whole(1),
+    ("control", "client_queue"): _whole(1),
 }
 
 

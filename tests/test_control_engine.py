@@ -11,7 +11,7 @@ from unpaced import first_undisturbed, run_unpaced
 
 import rtsep
 from rtsep.bindings import Client
-from rtsep.engine.control import ControlServer
+from rtsep.engine.control_process import ControlProcess, ModelCueEncoder
 from rtsep.engine.file_runner import run_file
 from rtsep.engine.runtime import EngineConfig
 
@@ -30,11 +30,14 @@ def tone_mixture(seconds: float) -> np.ndarray:
 
 
 def run_with_server(model, mixture, cues, commands):
-    """Run ``mixture`` in real time with a control server; ``commands(client)`` runs alongside."""
+    """Run ``mixture`` in real time with the control process an engine runs (its own encoder of
+    the shipped weights); ``commands(client)`` runs alongside."""
     servers, results = [], {}
 
     def on_start(engine):
-        server = ControlServer(engine.control, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*").start()
+        server = ControlProcess(
+            engine.control, ModelCueEncoder(None), "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
+        ).start()
         servers.append(server)
 
         def drive():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..engine.control import ControlServer
+    from ..engine.control_process import ControlProcess
     from ..engine.runtime import Engine
 
 
@@ -101,35 +101,35 @@ def add_security_options(parser, keys_help: str, insecure_help: str) -> None:
 @contextlib.contextmanager
 def control_server(
     engine: Engine, args: argparse.Namespace, config: dict
-) -> Iterator[ControlServer | None]:
+) -> Iterator[ControlProcess | None]:
     """Serve control commands for ``engine`` while the block runs, if ``--control`` was given
     (the endpoint, else ``[control] endpoint`` of the configuration); yields the started
-    server, or None without ``--control``, and stops it on exit.
+    control process, or None without ``--control``, and stops it on exit.
 
-    Enter it before the audio starts: it first loads the text encoder (seconds), so that the
-    first free-text cue is quick. Loaded in the background while audio ran, it cost ~40
-    deadline misses in the first seconds of a paced run (``benchmarks/control.py``).
+    The server runs in a process of its own (``engine.control_process``): no control message
+    is parsed in the engine's interpreter. Enter it before the audio starts: the child loads
+    the model's cue network and the text encoder (seconds), so that the first free-text cue
+    is quick, and binds the sockets before this returns.
     """
     if getattr(args, "control", None) is None:
         yield None
         return
-    from ..cues import TextEncoderUnavailable, shared_text_encoder
-    from ..engine.control import ControlServer
+    from ..engine.control_process import ControlProcess, ModelCueEncoder
 
     control = config["control"]
-    server = ControlServer(  # refuses a bad endpoint or key folder before the slow warm-up
+    server = ControlProcess(  # refuses a non-loopback endpoint without keys before spawning
         engine.control,
+        ModelCueEncoder(config["model"]["path"] or None),
         args.control or control["endpoint"],
         args.telemetry or control["telemetry"],
         keys_dir=args.keys,
         insecure=args.insecure,
         max_message_bytes=control["max_message_bytes"],
         telemetry_rate_hz=control["telemetry_rate_hz"],
+        client_rate_hz=control["client_rate_hz"],
+        client_burst=control["client_burst"],
+        client_queue=control["client_queue"],
     )
-    try:
-        shared_text_encoder().encode(["warm up"])
-    except TextEncoderUnavailable as error:
-        print(f"free-text cues are off: {error}", file=sys.stderr)
     server.start()
     print(
         f"control on {server.endpoint}, telemetry on {server.telemetry_endpoint}", file=sys.stderr
