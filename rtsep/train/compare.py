@@ -158,7 +158,7 @@ def plot_curves(candidates: list[Candidate], png_path: Path) -> None:
                     minutes, values = np.array(points).T
                     axis.plot(minutes, values, style, color=f"C{colour}", marker="o",
                               label=f"{candidate.name} ({VALIDATIONS[prefix]})")  # fmt: skip
-            axis.set_xlabel("training minutes")
+            axis.set_xlabel("training CPU minutes")
             axis.set_title(title)
     axes[0].legend(fontsize="small")
     fig.tight_layout()
